@@ -1,0 +1,332 @@
+//! The command line: arguments, and one function per subcommand that wires
+//! the library together and returns the process exit code.
+//!
+//! Exit codes: 0 verified (or signed, or digested); 1 rejected (drift, bad or
+//! untrusted signature); 2 could not verify (usage, unreadable input, I/O).
+//! Both non-zero codes mean "do not start the workload".
+
+use std::io::IsTerminal;
+use std::path::{Component, Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use tracing::{error, info, warn};
+
+use crate::attest::{self, HashOptions};
+use crate::hashing::{self, HashAlgorithm};
+use crate::logging::{self, LogFormat};
+use crate::manifest::{Method, normalize_relative};
+use crate::trust::{PrivateKey, PublicKey};
+use crate::verify::{self, Request};
+use crate::{Error, MAX_KEY_BYTES, measurement, read_bounded, write_atomic};
+
+/// Exit code: the model was verified.
+pub const EXIT_OK: i32 = 0;
+/// Exit code: the model or its signature was checked and rejected.
+pub const EXIT_REJECTED: i32 = 1;
+/// Exit code: verification could not be carried out.
+pub const EXIT_ERROR: i32 = 2;
+
+/// Verify AI models against OpenSSF Model Signing attestations, and sign them.
+#[derive(Debug, Parser)]
+#[command(name = "modelgate", version, about, long_about = None)]
+#[command(after_help = "Exit codes: 0 verified; 1 rejected; 2 could not verify. Non-zero means: do not start.")]
+pub struct Cli {
+    /// Log format on stderr: text on a terminal, JSON lines otherwise.
+    #[arg(long, global = true, value_enum, default_value = "auto", env = "MODELGATE_LOG_FORMAT")]
+    pub log_format: LogFormat,
+    /// Only log warnings and errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Hashing threads (default: the CPUs this process may use).
+    #[arg(long, global = true, env = "MODELGATE_JOBS")]
+    pub jobs: Option<usize>,
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Hash a model and sign it with a private key, writing a Sigstore bundle.
+    Attest(AttestArgs),
+    /// Verify a model against its signature; exit non-zero on any mismatch.
+    Verify(VerifyArgs),
+    /// Print the model's root digest (sha256:<hex>) as a signer computes it.
+    Digest(DigestArgs),
+}
+
+/// How the model is hashed (shared by `attest` and `digest`).
+#[derive(Debug, Args)]
+pub struct HashArgs {
+    /// Hash function for each file or shard.
+    #[arg(long = "hash", value_parser = ["sha256", "blake2b", "blake3"], default_value = "sha256")]
+    pub hash: String,
+    /// Hash files in shards of this many bytes (the `shards` method).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub shard_size: Option<u64>,
+    /// Hash symlinks to files inside the model as their targets.
+    #[arg(long)]
+    pub allow_symlinks: bool,
+    /// Path to leave out (relative to the model, or under it); repeatable.
+    #[arg(long = "ignore-paths", value_name = "P")]
+    pub ignore_paths: Vec<String>,
+}
+
+/// `modelgate attest`.
+#[derive(Debug, Args)]
+pub struct AttestArgs {
+    /// The model folder, or a single model file.
+    pub model: PathBuf,
+    /// EC private key (P-256/384/521, SEC1 or PKCS#8 PEM).
+    #[arg(long)]
+    pub key: PathBuf,
+    /// Where to write the signature bundle.
+    #[arg(long)]
+    pub signature: PathBuf,
+    /// Hashing options.
+    #[command(flatten)]
+    pub hashing: HashArgs,
+}
+
+/// `modelgate verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The model folder, or a single model file.
+    pub model: PathBuf,
+    /// The signature bundle.
+    #[arg(long)]
+    pub signature: PathBuf,
+    /// The signer's EC public key (PEM); repeat to trust any of several.
+    #[arg(long, required = true)]
+    pub key: Vec<PathBuf>,
+    /// Another path to leave out, besides those the signature lists; repeatable.
+    #[arg(long = "ignore-paths", value_name = "P")]
+    pub ignore_paths: Vec<String>,
+    /// Accept files on disk that the signature does not list (they are recorded).
+    #[arg(long)]
+    pub ignore_unsigned_files: bool,
+    /// Write a measurement (JSON) here, whatever the verdict.
+    #[arg(long, value_name = "OUT.json")]
+    pub measurement: Option<PathBuf>,
+}
+
+/// `modelgate digest`.
+#[derive(Debug, Args)]
+pub struct DigestArgs {
+    /// The model folder, or a single model file.
+    pub model: PathBuf,
+    /// Hashing options.
+    #[command(flatten)]
+    pub hashing: HashArgs,
+}
+
+/// Runs the parsed command line and returns the exit code.
+pub fn run(cli: Cli) -> i32 {
+    logging::init(cli.log_format, cli.quiet);
+    let workers = cli.jobs.filter(|&j| j > 0).unwrap_or_else(hashing::default_workers);
+    let progress = Progress::new(cli.quiet);
+    let code = match &cli.command {
+        Command::Attest(args) => report(attest_cmd(args, workers, &progress)),
+        Command::Digest(args) => report(digest_cmd(args, workers, &progress)),
+        Command::Verify(args) => verify_cmd(args, workers, &progress),
+    };
+    progress.finish();
+    code
+}
+
+fn report(result: Result<(), Error>) -> i32 {
+    match result {
+        Ok(()) => EXIT_OK,
+        Err(e) => {
+            error!(exit_code = EXIT_ERROR, "{e}");
+            EXIT_ERROR
+        }
+    }
+}
+
+/// Signs a model: hash every file, build the manifest, sign, write the bundle.
+fn attest_cmd(args: &AttestArgs, workers: usize, progress: &Progress) -> Result<(), Error> {
+    let pem = read_pem("private key", &args.key)?;
+    let key = PrivateKey::from_pem(&pem).map_err(|source| Error::Key { path: args.key.clone(), source })?;
+    let progress_fn = |n| progress.inc(n);
+    let mut opts = hash_options(&args.model, &args.hashing, workers, &progress_fn)?;
+    opts.ignore_paths.extend(verify::signature_inside(&args.model, &args.signature));
+    let manifest = attest::hash_model(&opts)?;
+    let bundle = attest::sign(&manifest, &key);
+    write_atomic(&args.signature, &bundle, 0o644).map_err(|source| Error::Write { path: args.signature.clone(), source })?;
+    info!(
+        model = %args.model.display(),
+        signature = %args.signature.display(),
+        root_digest = %format!("sha256:{}", hex::encode(manifest.root_digest)),
+        resources = manifest.resources.len(),
+        key_fingerprint = %key.public_key().fingerprint(),
+        "signed"
+    );
+    Ok(())
+}
+
+/// Prints the root digest a signer would put in the statement's subject.
+fn digest_cmd(args: &DigestArgs, workers: usize, progress: &Progress) -> Result<(), Error> {
+    let progress_fn = |n| progress.inc(n);
+    let opts = hash_options(&args.model, &args.hashing, workers, &progress_fn)?;
+    let manifest = attest::hash_model(&opts)?;
+    progress.finish();
+    println!("sha256:{}", hex::encode(manifest.root_digest));
+    Ok(())
+}
+
+/// Verifies a model; writes the measurement whatever the verdict.
+fn verify_cmd(args: &VerifyArgs, workers: usize, progress: &Progress) -> i32 {
+    let prepared = load_keys(&args.key).and_then(|keys| {
+        let ignores = args
+            .ignore_paths
+            .iter()
+            .map(|p| model_relative(&args.model, p))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((keys, ignores))
+    });
+    let (keys, extra_ignores) = match prepared {
+        Ok(v) => v,
+        Err(e) => {
+            error!(exit_code = EXIT_ERROR, "{e}");
+            record(args, &measurement::of_error(&args.model, &e.to_string()));
+            return EXIT_ERROR;
+        }
+    };
+    let progress_fn = |n| progress.inc(n);
+    let request = Request {
+        model: &args.model,
+        signature: &args.signature,
+        keys: &keys,
+        extra_ignores: &extra_ignores,
+        ignore_unsigned_files: args.ignore_unsigned_files,
+        workers,
+        progress: &progress_fn,
+    };
+    let result = verify::verify(&request);
+    progress.finish();
+    match result {
+        Ok(verified) => {
+            for path in &verified.unsigned_tolerated {
+                warn!(path = %path, "unsigned file tolerated by --ignore-unsigned-files");
+            }
+            let code = record(args, &measurement::of_verified(&args.model, &verified));
+            info!(
+                model = %args.model.display(),
+                root_digest = %format!("sha256:{}", hex::encode(verified.manifest.root_digest)),
+                resources = verified.manifest.resources.len(),
+                key_fingerprint = %verified.signer.key_fingerprint,
+                "verified"
+            );
+            code
+        }
+        Err(rejection) => {
+            for problem in &rejection.problems {
+                error!(kind = problem.kind(), path = problem.path().unwrap_or(""), "{problem}");
+            }
+            record(args, &measurement::of_rejection(&args.model, &rejection));
+            let code = rejection.exit_code();
+            error!(exit_code = code, model = %args.model.display(), "{}; do not start the workload", rejection.summary());
+            code
+        }
+    }
+}
+
+/// Writes the measurement if one was asked for. A verified model whose
+/// measurement cannot be written is not reported as verified.
+fn record(args: &VerifyArgs, doc: &serde_json::Value) -> i32 {
+    let Some(path) = &args.measurement else { return EXIT_OK };
+    match measurement::write(path, doc) {
+        Ok(()) => EXIT_OK,
+        Err(e) => {
+            error!(path = %path.display(), "cannot write measurement: {e}");
+            // Never leave an older "verified" document behind.
+            let _ = std::fs::remove_file(path);
+            EXIT_ERROR
+        }
+    }
+}
+
+fn hash_options<'a>(
+    model: &'a Path,
+    args: &HashArgs,
+    workers: usize,
+    progress: &'a (dyn Fn(u64) + Sync),
+) -> Result<HashOptions<'a>, Error> {
+    let hash = HashAlgorithm::from_name(&args.hash).ok_or_else(|| Error::Usage(format!("unknown hash {}", args.hash)))?;
+    let method = args.shard_size.map_or(Method::Files, |shard_size| Method::Shards { shard_size });
+    let ignore_paths = args.ignore_paths.iter().map(|p| model_relative(model, p)).collect::<Result<_, _>>()?;
+    Ok(HashOptions { model, hash, method, allow_symlinks: args.allow_symlinks, ignore_paths, workers, progress })
+}
+
+/// Interprets an `--ignore-paths` value as a path relative to the model root.
+///
+/// Accepted: a path relative to the model (`tokenizer.json`), the same path
+/// spelled through the model argument (`models/llama/tokenizer.json` for model
+/// `models/llama`, as the reference CLI takes it), or an absolute path inside
+/// the model. Anything that would name a path outside it is an error.
+fn model_relative(model: &Path, path: &str) -> Result<String, Error> {
+    let outside = || Error::Usage(format!("--ignore-paths {path}: not a path inside the model {}", model.display()));
+    let p = Path::new(path);
+    let rel: PathBuf = if p.is_absolute() {
+        let root = std::fs::canonicalize(model).map_err(|_| outside())?;
+        lexical(p).strip_prefix(&root).map_err(|_| outside())?.to_path_buf()
+    } else if let Ok(rest) = lexical(p).strip_prefix(lexical(model)) {
+        rest.to_path_buf()
+    } else {
+        p.to_path_buf()
+    };
+    rel.to_str().and_then(normalize_relative).ok_or_else(outside)
+}
+
+/// A path with `.` components dropped (no symlink resolution).
+fn lexical(p: &Path) -> PathBuf {
+    p.components().filter(|c| !matches!(c, Component::CurDir)).collect()
+}
+
+fn read_pem(what: &'static str, path: &Path) -> Result<String, Error> {
+    let bytes = read_bounded(what, path, MAX_KEY_BYTES)?;
+    String::from_utf8(bytes).map_err(|_| Error::Read { what, path: path.to_path_buf(), reason: "not a PEM text file".into() })
+}
+
+fn load_keys(paths: &[PathBuf]) -> Result<Vec<PublicKey>, Error> {
+    paths
+        .iter()
+        .map(|path| {
+            let pem = read_pem("public key", path)?;
+            PublicKey::from_pem(&pem).map_err(|source| Error::Key { path: path.clone(), source })
+        })
+        .collect()
+}
+
+/// A byte counter on a terminal, nothing otherwise.
+struct Progress {
+    bar: Option<ProgressBar>,
+}
+
+impl Progress {
+    fn new(quiet: bool) -> Self {
+        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+            let bar = ProgressBar::new_spinner();
+            if let Ok(style) = ProgressStyle::with_template("{spinner} hashed {bytes} ({binary_bytes_per_sec})") {
+                bar.set_style(style);
+            }
+            bar
+        });
+        Self { bar }
+    }
+
+    fn inc(&self, n: u64) {
+        if let Some(bar) = &self.bar {
+            bar.inc(n);
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}

@@ -1,0 +1,500 @@
+//! The OpenSSF Model Signing manifest: the in-toto statement whose predicate
+//! (`https://model_signing/signature/v1.0`) lists every file or shard of a model
+//! with its digest.
+//!
+//! Parsing is strict and separate from trust: [`Manifest::from_statement`]
+//! turns the exact payload bytes that were signed into a checked structure
+//! (safe paths, known algorithms, digests of the right length, no duplicates,
+//! a subject digest that matches the resources) and never re-serializes them.
+
+use std::collections::HashSet;
+
+use serde::Serialize;
+use serde_json::Value;
+use subtle::ConstantTimeEq;
+
+use crate::hashing::{self, HashAlgorithm};
+
+/// The in-toto statement type the format uses.
+pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
+/// The predicate type of an OpenSSF model signature.
+pub const PREDICATE_TYPE: &str = "https://model_signing/signature/v1.0";
+/// The reference signer's default shard size (1 GB).
+pub const DEFAULT_SHARD_SIZE: u64 = 1_000_000_000;
+/// Paths at the model root that signers ignore by default.
+pub const DEFAULT_IGNORES: [&str; 4] = [".git", ".github", ".gitattributes", ".gitignore"];
+
+/// How a model was cut into resources.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// One resource per file.
+    Files,
+    /// One resource per `shard_size` bytes of each non-empty file.
+    Shards {
+        /// Bytes per shard; the last shard of a file may be shorter.
+        shard_size: u64,
+    },
+}
+
+/// The predicate's `serialization` section: everything needed to hash the
+/// model again the way the signer did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Serialization {
+    /// Files or shards.
+    pub method: Method,
+    /// The hash of each resource.
+    pub hash: HashAlgorithm,
+    /// Whether symlinks (inside the root) were hashed as their targets.
+    pub allow_symlinks: bool,
+    /// Root-relative paths excluded from the model, with everything below them.
+    pub ignore_paths: Vec<String>,
+}
+
+impl Serialization {
+    /// The `algorithm` every resource must carry under this serialization.
+    pub fn resource_algorithm(&self) -> String {
+        match self.method {
+            Method::Files => self.hash.name().to_string(),
+            Method::Shards { shard_size } => format!("{}-sharded-{shard_size}", self.hash.name()),
+        }
+    }
+
+    fn to_json(&self) -> Value {
+        let mut map = serde_json::Map::new();
+        let method = match self.method {
+            Method::Files => "files",
+            Method::Shards { shard_size } => {
+                map.insert("shard_size".into(), shard_size.into());
+                "shards"
+            }
+        };
+        map.insert("method".into(), method.into());
+        map.insert("hash_type".into(), self.hash.name().into());
+        map.insert("allow_symlinks".into(), self.allow_symlinks.into());
+        map.insert("ignore_paths".into(), self.ignore_paths.clone().into());
+        Value::Object(map)
+    }
+
+    fn from_json(value: &Value) -> Result<Self, ManifestError> {
+        let bad = |what: &str| ManifestError::Invalid(format!("serialization: {what}"));
+        let obj = value.as_object().ok_or_else(|| bad("not an object"))?;
+        let hash_name = obj.get("hash_type").and_then(Value::as_str).ok_or_else(|| bad("missing hash_type"))?;
+        let hash = HashAlgorithm::from_name(hash_name)
+            .ok_or_else(|| bad(&format!("unsupported hash_type {hash_name:?} (expected sha256, blake2b or blake3)")))?;
+        let method = match obj.get("method").and_then(Value::as_str) {
+            Some("files") => Method::Files,
+            Some("shards") => Method::Shards { shard_size: parse_shard_size(obj.get("shard_size")).ok_or_else(|| bad("shard_size must be a positive whole number"))? },
+            other => return Err(bad(&format!("unsupported method {other:?} (expected files or shards)"))),
+        };
+        let allow_symlinks = obj.get("allow_symlinks").and_then(Value::as_bool).ok_or_else(|| bad("allow_symlinks must be true or false"))?;
+        let ignore_paths = match obj.get("ignore_paths") {
+            None => Vec::new(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| v.as_str().map(str::to_string).ok_or_else(|| bad("ignore_paths must be strings")))
+                .collect::<Result<_, _>>()?,
+            Some(_) => return Err(bad("ignore_paths must be a list")),
+        };
+        Ok(Self { method, hash, allow_symlinks, ignore_paths })
+    }
+}
+
+/// The reference writes `shard_size` through a protobuf `Struct`, so it comes
+/// back as a float (`1000000000.0`); accept any exact whole number.
+fn parse_shard_size(value: Option<&Value>) -> Option<u64> {
+    let number = value?.as_number()?;
+    if let Some(n) = number.as_u64() {
+        return (n > 0).then_some(n);
+    }
+    let f = number.as_f64()?;
+    // 2^53: past it a float no longer names one integer.
+    (f.fract() == 0.0 && f > 0.0 && f <= 9_007_199_254_740_992.0).then_some(f as u64)
+}
+
+/// One signed resource: a file or a shard of one, with its digest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resource {
+    /// `path` for files, `path:start:end` for shards.
+    pub name: String,
+    /// The raw digest bytes.
+    pub digest: Vec<u8>,
+}
+
+/// The file a resource belongs to and the bytes it covers.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ResourceKey {
+    /// Root-relative `/`-separated path.
+    pub path: String,
+    /// `None` for a whole file; `(start, end)` with `end` exclusive for a shard.
+    pub range: Option<(u64, u64)>,
+}
+
+impl ResourceKey {
+    /// The resource name this key is written as.
+    pub fn name(&self) -> String {
+        match self.range {
+            None => self.path.clone(),
+            Some((start, end)) => format!("{}:{start}:{end}", self.path),
+        }
+    }
+
+    /// The keys of one file of `size` bytes under `method`. Empty files have
+    /// no shards: the reference signer skips them, so the format cannot see them.
+    pub fn for_file(path: &str, size: u64, method: Method) -> Vec<ResourceKey> {
+        match method {
+            Method::Files => vec![ResourceKey { path: path.to_string(), range: None }],
+            Method::Shards { shard_size } => (0..size.div_ceil(shard_size))
+                .map(|i| {
+                    let start = i * shard_size;
+                    ResourceKey { path: path.to_string(), range: Some((start, (start + shard_size).min(size))) }
+                })
+                .collect(),
+        }
+    }
+
+    fn parse(name: &str, method: Method) -> Result<Self, ManifestError> {
+        match method {
+            Method::Files => {
+                validate_path(name)?;
+                Ok(Self { path: name.to_string(), range: None })
+            }
+            Method::Shards { shard_size } => {
+                let bad = || ManifestError::Invalid(format!("shard name {name:?} is not path:start:end"));
+                let mut parts = name.rsplitn(3, ':');
+                let end = parse_offset(parts.next()).ok_or_else(bad)?;
+                let start = parse_offset(parts.next()).ok_or_else(bad)?;
+                let path = parts.next().ok_or_else(bad)?;
+                validate_path(path)?;
+                if start >= end || end - start > shard_size || start % shard_size != 0 {
+                    return Err(ManifestError::Invalid(format!(
+                        "shard {name:?} is not a shard of size {shard_size}"
+                    )));
+                }
+                Ok(Self { path: path.to_string(), range: Some((start, end)) })
+            }
+        }
+    }
+
+    /// The order the reference signer writes: by path components, then by
+    /// offset as a number. (The OMS spec's plain code-point order of names is
+    /// accepted too: verification hashes the digests in the order listed.)
+    fn canonical_cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.path.split('/').cmp(other.path.split('/')).then(self.range.cmp(&other.range))
+    }
+}
+
+fn parse_offset(s: Option<&str>) -> Option<u64> {
+    let s = s?;
+    // Digits only: u64::from_str would also take a leading '+'.
+    (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok())?
+}
+
+/// Checks that a path from a manifest stays inside the model root: relative,
+/// `/`-separated, no empty, `.` or `..` components, no NUL. The single-file
+/// model's resource is named `.` and is the one exception.
+pub fn validate_path(path: &str) -> Result<(), ManifestError> {
+    if path == crate::model_dir::SINGLE_FILE_NAME {
+        return Ok(());
+    }
+    let unsafe_path = |why: &str| ManifestError::UnsafePath { path: path.to_string(), why: why.to_string() };
+    if path.is_empty() {
+        return Err(unsafe_path("it is empty"));
+    }
+    if path.starts_with('/') {
+        return Err(unsafe_path("it is absolute"));
+    }
+    if path.contains('\0') {
+        return Err(unsafe_path("it contains a NUL byte"));
+    }
+    for component in path.split('/') {
+        match component {
+            "" => return Err(unsafe_path("it has an empty component")),
+            "." | ".." => return Err(unsafe_path("it has a '.' or '..' component")),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Paths excluded from a model: each rule covers itself and everything below it.
+#[derive(Clone, Debug, Default)]
+pub struct IgnoreRules {
+    paths: Vec<String>,
+}
+
+impl IgnoreRules {
+    /// Builds the rules from root-relative paths. `./` prefixes and trailing
+    /// slashes are dropped; paths that could only point outside the root
+    /// (absolute, `..`) can match nothing below it and are skipped.
+    pub fn new<I, S>(paths: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let paths = paths
+            .into_iter()
+            .filter_map(|p| normalize_relative(p.as_ref()))
+            .collect();
+        Self { paths }
+    }
+
+    /// Whether `path` (root-relative) is excluded.
+    pub fn is_ignored(&self, path: &str) -> bool {
+        self.paths.iter().any(|p| {
+            path.strip_prefix(p.as_str()).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        })
+    }
+
+    /// The normalized rules, sorted, for writing into a signature.
+    pub fn to_sorted_vec(&self) -> Vec<String> {
+        let mut out = self.paths.clone();
+        out.sort();
+        out.dedup();
+        out
+    }
+}
+
+/// `./a//b/` -> `a/b`; `None` for paths that cannot name anything inside a root.
+pub fn normalize_relative(path: &str) -> Option<String> {
+    let parts: Vec<&str> = path.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
+    if path.starts_with('/') || parts.is_empty() || parts.contains(&"..") {
+        return None;
+    }
+    Some(parts.join("/"))
+}
+
+/// A parsed, consistent model manifest.
+#[derive(Clone, Debug)]
+pub struct Manifest {
+    /// The subject name: the signer's model folder name, informative only.
+    pub model_name: String,
+    /// How the model was hashed.
+    pub serialization: Serialization,
+    /// The resources in the order they were listed (and hashed into the root).
+    pub resources: Vec<(ResourceKey, Vec<u8>)>,
+    /// SHA-256 over the concatenated raw resource digests, in listed order.
+    pub root_digest: [u8; 32],
+}
+
+/// Why a payload is not a usable model manifest.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    /// The payload is not JSON.
+    #[error("the signed payload is not JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A field is missing, of the wrong type, or holds an unsupported value.
+    #[error("the signed manifest is invalid: {0}")]
+    Invalid(String),
+    /// A resource path could escape the model root.
+    #[error("the signed manifest names an unsafe path {path:?}: {why}; a manifest may only name files inside the model")]
+    UnsafePath {
+        /// The path as written in the manifest.
+        path: String,
+        /// Why it is unsafe.
+        why: String,
+    },
+    /// The subject digest does not match the listed resources.
+    #[error("the signed manifest is inconsistent: the subject digest is {expected}, but the listed resources hash to {actual}")]
+    RootMismatch {
+        /// Subject digest (hex).
+        expected: String,
+        /// Digest over the resources (hex).
+        actual: String,
+    },
+}
+
+impl Manifest {
+    /// Builds a manifest from resources hashed by the signer, in canonical order.
+    pub fn new(model_name: String, serialization: Serialization, mut resources: Vec<(ResourceKey, Vec<u8>)>) -> Self {
+        resources.sort_by(|a, b| a.0.canonical_cmp(&b.0));
+        let root_digest = root_digest(resources.iter().map(|(_, d)| d.as_slice()));
+        Self { model_name, serialization, resources, root_digest }
+    }
+
+    /// Parses and checks the exact payload bytes of a DSSE envelope.
+    pub fn from_statement(payload: &[u8]) -> Result<Self, ManifestError> {
+        let doc: Value = serde_json::from_slice(payload)?;
+        let invalid = |what: String| ManifestError::Invalid(what);
+        let field = |name: &str| doc.get(name).ok_or_else(|| invalid(format!("missing {name}")));
+        if field("_type")?.as_str() != Some(STATEMENT_TYPE) {
+            return Err(invalid(format!("_type is {}, expected {STATEMENT_TYPE}", field("_type")?)));
+        }
+        if field("predicateType")?.as_str() != Some(PREDICATE_TYPE) {
+            return Err(invalid(format!("predicateType is {}, expected {PREDICATE_TYPE}", field("predicateType")?)));
+        }
+        let subjects = field("subject")?.as_array().ok_or_else(|| invalid("subject is not a list".into()))?;
+        let [subject] = subjects.as_slice() else {
+            return Err(invalid(format!("expected exactly one subject, found {}", subjects.len())));
+        };
+        let model_name = subject.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
+        let subject_digest = subject
+            .pointer("/digest/sha256")
+            .and_then(Value::as_str)
+            .and_then(|h| hex::decode(h).ok())
+            .filter(|d| d.len() == 32)
+            .ok_or_else(|| invalid("subject has no valid sha256 digest".into()))?;
+
+        let predicate = field("predicate")?;
+        let serialization = Serialization::from_json(predicate.get("serialization").ok_or_else(|| invalid("predicate has no serialization".into()))?)?;
+        let listed = predicate
+            .get("resources")
+            .and_then(Value::as_array)
+            .ok_or_else(|| invalid("predicate has no resources list".into()))?;
+        let algorithm = serialization.resource_algorithm();
+        let mut seen = HashSet::new();
+        let mut resources = Vec::with_capacity(listed.len());
+        for item in listed {
+            let text = |k: &str| item.get(k).and_then(Value::as_str).ok_or_else(|| invalid(format!("a resource has no {k}")));
+            let name = text("name")?;
+            let key = ResourceKey::parse(name, serialization.method)?;
+            if text("algorithm")? != algorithm {
+                return Err(invalid(format!("resource {name:?} uses algorithm {}, but the serialization says {algorithm}", text("algorithm")?)));
+            }
+            let digest = hex::decode(text("digest")?)
+                .ok()
+                .filter(|d| d.len() == serialization.hash.digest_len())
+                .ok_or_else(|| invalid(format!("resource {name:?} has a malformed {} digest", serialization.hash.name())))?;
+            if !seen.insert(key.clone()) {
+                return Err(invalid(format!("resource {name:?} is listed twice")));
+            }
+            resources.push((key, digest));
+        }
+        let computed = root_digest(resources.iter().map(|(_, d)| d.as_slice()));
+        if !bool::from(computed.ct_eq(subject_digest.as_slice())) {
+            return Err(ManifestError::RootMismatch { expected: hex::encode(&subject_digest), actual: hex::encode(computed) });
+        }
+        Ok(Self { model_name, serialization, resources, root_digest: computed })
+    }
+
+    /// The in-toto statement for this manifest, as the payload to sign.
+    pub fn to_statement(&self) -> Vec<u8> {
+        #[derive(Serialize)]
+        struct Statement<'a> {
+            #[serde(rename = "_type")]
+            kind: &'a str,
+            subject: [Subject<'a>; 1],
+            #[serde(rename = "predicateType")]
+            predicate_type: &'a str,
+            predicate: Predicate,
+        }
+        #[derive(Serialize)]
+        struct Subject<'a> {
+            name: &'a str,
+            digest: Sha256Digest,
+        }
+        #[derive(Serialize)]
+        struct Sha256Digest {
+            sha256: String,
+        }
+        #[derive(Serialize)]
+        struct Predicate {
+            serialization: Value,
+            resources: Vec<ResourceJson>,
+        }
+        #[derive(Serialize)]
+        struct ResourceJson {
+            name: String,
+            algorithm: String,
+            digest: String,
+        }
+        let algorithm = self.serialization.resource_algorithm();
+        let statement = Statement {
+            kind: STATEMENT_TYPE,
+            subject: [Subject { name: &self.model_name, digest: Sha256Digest { sha256: hex::encode(self.root_digest) } }],
+            predicate_type: PREDICATE_TYPE,
+            predicate: Predicate {
+                serialization: self.serialization.to_json(),
+                resources: self
+                    .resources
+                    .iter()
+                    .map(|(key, digest)| ResourceJson { name: key.name(), algorithm: algorithm.clone(), digest: hex::encode(digest) })
+                    .collect(),
+            },
+        };
+        // Serializing plain structs of strings cannot fail.
+        serde_json::to_vec_pretty(&statement).unwrap_or_default()
+    }
+}
+
+/// SHA-256 over the concatenation of raw digests, in the order given.
+pub fn root_digest<'a>(digests: impl Iterator<Item = &'a [u8]>) -> [u8; 32] {
+    let mut all = Vec::new();
+    for d in digests {
+        all.extend_from_slice(d);
+    }
+    hashing::sha256(&all)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unsafe_paths_are_rejected() {
+        for bad in ["", "/etc/passwd", "../x", "a/../../x", "a//b", "a/./b", "a/", "a\0b"] {
+            assert!(validate_path(bad).is_err(), "{bad:?} should be rejected");
+        }
+        for good in [".", "a", "a/b.c", "dir with space/ü.bin", ".hidden", "..x/y.."] {
+            assert!(validate_path(good).is_ok(), "{good:?} should be accepted");
+        }
+    }
+
+    #[test]
+    fn ignore_rules_match_whole_components() {
+        let rules = IgnoreRules::new(["./.git/", "sub/b", "/abs", "../up"]);
+        assert!(rules.is_ignored(".git"));
+        assert!(rules.is_ignored(".git/config"));
+        assert!(!rules.is_ignored(".gitignore"));
+        assert!(rules.is_ignored("sub/b"));
+        assert!(!rules.is_ignored("sub/bc"));
+        assert_eq!(rules.to_sorted_vec(), vec![".git", "sub/b"]);
+    }
+
+    #[test]
+    fn shard_keys_cover_the_file_and_skip_empty_files() {
+        let keys = ResourceKey::for_file("w", 2500, Method::Shards { shard_size: 1000 });
+        let names: Vec<_> = keys.iter().map(ResourceKey::name).collect();
+        assert_eq!(names, ["w:0:1000", "w:1000:2000", "w:2000:2500"]);
+        assert!(ResourceKey::for_file("e", 0, Method::Shards { shard_size: 1000 }).is_empty());
+        assert_eq!(ResourceKey::for_file("e", 0, Method::Files).len(), 1);
+    }
+
+    #[test]
+    fn shard_names_parse_strictly() {
+        let m = Method::Shards { shard_size: 1000 };
+        assert_eq!(ResourceKey::parse("a:b:0:10", m).unwrap().path, "a:b");
+        for bad in ["a:0", "a:+0:10", "a:10:10", "a:0:1001", "a:5:10", "../a:0:10", "a:-1:3"] {
+            assert!(ResourceKey::parse(bad, m).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn canonical_order_is_by_components_then_offset() {
+        let key = |p: &str, r| ResourceKey { path: p.into(), range: r };
+        let mut keys = vec![key("a-c", None), key("a/b", None), key("w", Some((1000, 2000))), key("w", Some((0, 1000)))];
+        keys.sort_by(ResourceKey::canonical_cmp);
+        let names: Vec<_> = keys.iter().map(ResourceKey::name).collect();
+        assert_eq!(names, ["a/b", "a-c", "w:0:1000", "w:1000:2000"]);
+    }
+
+    #[test]
+    fn shard_size_accepts_the_reference_float() {
+        assert_eq!(parse_shard_size(Some(&serde_json::json!(1000000000.0))), Some(1_000_000_000));
+        assert_eq!(parse_shard_size(Some(&serde_json::json!(1000))), Some(1000));
+        assert_eq!(parse_shard_size(Some(&serde_json::json!(10.5))), None);
+        assert_eq!(parse_shard_size(Some(&serde_json::json!(0))), None);
+        assert_eq!(parse_shard_size(Some(&serde_json::json!("1000"))), None);
+    }
+
+    #[test]
+    fn statement_round_trips_and_detects_an_edited_digest() {
+        let ser = Serialization { method: Method::Files, hash: HashAlgorithm::Sha256, allow_symlinks: false, ignore_paths: vec![] };
+        let m = Manifest::new("m".into(), ser, vec![(ResourceKey { path: "b".into(), range: None }, vec![2; 32]), (ResourceKey { path: "a".into(), range: None }, vec![1; 32])]);
+        let bytes = m.to_statement();
+        let back = Manifest::from_statement(&bytes).unwrap();
+        assert_eq!(back.resources[0].0.path, "a");
+        assert_eq!(back.root_digest, m.root_digest);
+        let edited = String::from_utf8(bytes).unwrap().replace(&hex::encode([2u8; 32]), &hex::encode([3u8; 32]));
+        assert!(matches!(Manifest::from_statement(edited.as_bytes()), Err(ManifestError::RootMismatch { .. })));
+    }
+}
