@@ -1,0 +1,161 @@
+//! Helpers shared by the integration tests: run the binary as a user would,
+//! run the reference implementation, make keys and model folders.
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use tempfile::TempDir;
+
+/// What a process did.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Asserts the exit code, showing the output when it is wrong.
+    #[track_caller]
+    pub fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(self.code, code, "exit code\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+
+    /// Asserts that stderr contains `needle`.
+    #[track_caller]
+    pub fn expect_stderr(&self, needle: &str) -> &Self {
+        assert!(self.stderr.contains(needle), "stderr lacks {needle:?}:\n{}", self.stderr);
+        self
+    }
+}
+
+fn run(cmd: &mut Command) -> Run {
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Runs the modelgate binary with text logs (stderr is not a terminal here).
+pub fn modelgate<I, S>(args: I) -> Run
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    run(Command::new(env!("CARGO_BIN_EXE_modelgate")).args(args).env("MODELGATE_LOG_FORMAT", "text").env_remove("MODELGATE_LOG"))
+}
+
+/// The venv holding the reference implementation (scripts/test.sh makes it).
+pub fn venv() -> PathBuf {
+    let venv = std::env::var_os("MODELGATE_TEST_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv"));
+    assert!(
+        venv.join("bin/model_signing").exists(),
+        "the reference implementation is not installed in {}: run scripts/test.sh, which installs it",
+        venv.display()
+    );
+    venv
+}
+
+/// Runs tests/support/reference.py (the reference's Python API).
+pub fn reference<I, S>(args: I) -> Run
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/reference.py");
+    run(Command::new(venv().join("bin/python")).arg(script).args(args))
+}
+
+/// Runs the reference's own CLI, `model_signing`.
+pub fn reference_cli<I, S>(args: I) -> Run
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    run(Command::new(venv().join("bin/model_signing")).args(args))
+}
+
+/// A test key pair on disk.
+pub struct Keys {
+    _dir: TempDir,
+    pub private: PathBuf,
+    pub public: PathBuf,
+    /// The same private key as PKCS#8.
+    pub pkcs8: PathBuf,
+}
+
+/// Makes a key pair with openssl: curve is "P-256", "P-384" or "P-521".
+pub fn keypair(curve: &str) -> Keys {
+    let name = match curve {
+        "P-256" => "prime256v1",
+        "P-384" => "secp384r1",
+        "P-521" => "secp521r1",
+        other => panic!("unknown curve {other}"),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let private = dir.path().join("key.pem");
+    let public = dir.path().join("key.pub");
+    let pkcs8 = dir.path().join("key.p8.pem");
+    let openssl = |args: &[&OsStr]| run(Command::new("openssl").args(args)).expect_code(0).code;
+    openssl(&["ecparam".as_ref(), "-name".as_ref(), name.as_ref(), "-genkey".as_ref(), "-noout".as_ref(), "-out".as_ref(), private.as_os_str()]);
+    openssl(&["ec".as_ref(), "-in".as_ref(), private.as_os_str(), "-pubout".as_ref(), "-out".as_ref(), public.as_os_str()]);
+    openssl(&["pkcs8".as_ref(), "-topk8".as_ref(), "-nocrypt".as_ref(), "-in".as_ref(), private.as_os_str(), "-out".as_ref(), pkcs8.as_os_str()]);
+    Keys { _dir: dir, private, public, pkcs8 }
+}
+
+/// Writes files (path -> content) under `root`, making folders as needed.
+pub fn write_files(root: &Path, files: &[(&str, &[u8])]) {
+    for (path, content) in files {
+        let p = root.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+}
+
+/// Deterministic pseudo-random bytes (no rand dependency needed).
+pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// A model folder with what real models have: config and tokenizer files,
+/// nested folders, a name with spaces and non-ASCII letters, an empty file, a
+/// dotfile, a .git folder (ignored by default) and a README (for ignore tests).
+pub fn rich_model() -> TempDir {
+    let dir = tempfile::Builder::new().prefix("model-").tempdir().unwrap();
+    let weights = bytes(3000, 1);
+    let shard = bytes(2048, 2);
+    write_files(
+        dir.path(),
+        &[
+            ("config.json", br#"{"model_type":"tiny"}"#),
+            ("tokenizer.json", br#"{"version":"1.0"}"#),
+            ("sub dir/\u{fc}nicode weights.bin", &weights),
+            ("nested/a/b/exact.bin", &shard),
+            ("empty.txt", b""),
+            (".hidden", b"dotfile"),
+            (".git/HEAD", b"ref: refs/heads/main\n"),
+            ("README.md", b"# notes, ignored by --ignore-paths\n"),
+        ],
+    );
+    dir
+}
+
+/// Path to a file under the repository root.
+pub fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
