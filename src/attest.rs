@@ -37,7 +37,8 @@ pub struct HashOptions<'a> {
 pub fn hash_model(opts: &HashOptions<'_>) -> Result<Manifest, Error> {
     if opts.hash == HashAlgorithm::Blake3 && matches!(opts.method, Method::Shards { .. }) {
         return Err(Error::Usage(
-            "blake3 models are hashed by file (the reference does the same): drop --shard-size".into(),
+            "blake3 models are hashed by file (the reference does the same): drop --shard-size"
+                .into(),
         ));
     }
     let root = ModelRoot::open(opts.model)?;
@@ -60,15 +61,25 @@ pub fn hash_model(opts: &HashOptions<'_>) -> Result<Manifest, Error> {
                 )));
             }
             EntryKind::Special(what) => {
-                return Err(Error::Usage(format!("{} is {what}; only regular files can be signed", entry.name)));
+                return Err(Error::Usage(format!(
+                    "{} is {what}; only regular files can be signed",
+                    entry.name
+                )));
             }
             _ => {}
         }
         let size = resources::entry_size(&root, &entry.name, &entry.kind, &serialization)?;
-        tasks.extend(ResourceKey::for_file(&entry.name, size, opts.method).into_iter().map(|k| HashTask::new(k, size)));
+        tasks.extend(
+            ResourceKey::for_file(&entry.name, size, opts.method)
+                .into_iter()
+                .map(|k| HashTask::new(k, size)),
+        );
     }
     if tasks.is_empty() {
-        return Err(Error::Usage(format!("{} has no files to sign", opts.model.display())));
+        return Err(Error::Usage(format!(
+            "{} has no files to sign",
+            opts.model.display()
+        )));
     }
     let digests = resources::hash_all(&root, &tasks, &serialization, opts.workers, opts.progress);
     let mut signed = Vec::with_capacity(tasks.len());

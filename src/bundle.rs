@@ -118,9 +118,13 @@ pub struct SignedPayload {
 impl Bundle {
     /// Parses a bundle from the signature file's bytes.
     pub fn from_json(bytes: &[u8]) -> Result<Self, BundleError> {
-        let bundle: Bundle = serde_json::from_slice(bytes).map_err(|e| BundleError::Malformed(e.to_string()))?;
+        let bundle: Bundle =
+            serde_json::from_slice(bytes).map_err(|e| BundleError::Malformed(e.to_string()))?;
         if !KNOWN_MEDIA_TYPES.contains(&bundle.media_type.as_str()) {
-            return Err(BundleError::Unsupported(format!("media type {:?}", bundle.media_type)));
+            return Err(BundleError::Unsupported(format!(
+                "media type {:?}",
+                bundle.media_type
+            )));
         }
         Ok(bundle)
     }
@@ -128,10 +132,9 @@ impl Bundle {
     /// Decodes the DSSE envelope. Model signatures carry exactly one signature
     /// (as Sigstore bundles require); anything else is refused, not guessed at.
     pub fn signed_payload(&self) -> Result<SignedPayload, BundleError> {
-        let envelope = self
-            .dsse_envelope
-            .as_ref()
-            .ok_or_else(|| BundleError::Unsupported("it holds no DSSE envelope (model signatures are DSSE)".into()))?;
+        let envelope = self.dsse_envelope.as_ref().ok_or_else(|| {
+            BundleError::Unsupported("it holds no DSSE envelope (model signatures are DSSE)".into())
+        })?;
         let [signature] = envelope.signatures.as_slice() else {
             return Err(BundleError::Unsupported(format!(
                 "the DSSE envelope holds {} signatures, expected exactly one",
@@ -140,8 +143,10 @@ impl Bundle {
         };
         Ok(SignedPayload {
             payload_type: envelope.payload_type.clone(),
-            payload: decode_base64(&envelope.payload).ok_or_else(|| BundleError::Malformed("DSSE payload is not base64".into()))?,
-            signature: decode_base64(&signature.sig).ok_or_else(|| BundleError::Malformed("DSSE signature is not base64".into()))?,
+            payload: decode_base64(&envelope.payload)
+                .ok_or_else(|| BundleError::Malformed("DSSE payload is not base64".into()))?,
+            signature: decode_base64(&signature.sig)
+                .ok_or_else(|| BundleError::Malformed("DSSE signature is not base64".into()))?,
         })
     }
 
@@ -150,7 +155,10 @@ impl Bundle {
         Self {
             media_type: BUNDLE_MEDIA_TYPE_V03.into(),
             verification_material: VerificationMaterial {
-                public_key: Some(PublicKeyIdentifier { hint: Some(hint), raw_bytes: None }),
+                public_key: Some(PublicKeyIdentifier {
+                    hint: Some(hint),
+                    raw_bytes: None,
+                }),
                 x509_certificate_chain: None,
                 certificate: None,
                 tlog_entries: Vec::new(),
@@ -159,7 +167,10 @@ impl Bundle {
             dsse_envelope: Some(Envelope {
                 payload: STANDARD.encode(payload),
                 payload_type: IN_TOTO_PAYLOAD_TYPE.into(),
-                signatures: vec![EnvelopeSignature { sig: STANDARD.encode(signature), keyid: Some(String::new()) }],
+                signatures: vec![EnvelopeSignature {
+                    sig: STANDARD.encode(signature),
+                    keyid: Some(String::new()),
+                }],
             }),
             message_signature: None,
         }
@@ -178,7 +189,13 @@ fn decode_base64(text: &str) -> Option<Vec<u8>> {
 
 /// DSSE's pre-authentication encoding: what is actually signed.
 pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
-    let mut out = format!("DSSEv1 {} {} {} ", payload_type.len(), payload_type, payload.len()).into_bytes();
+    let mut out = format!(
+        "DSSEv1 {} {} {} ",
+        payload_type.len(),
+        payload_type,
+        payload.len()
+    )
+    .into_bytes();
     out.extend_from_slice(payload);
     out
 }
@@ -189,23 +206,38 @@ mod tests {
 
     #[test]
     fn pae_matches_the_dsse_spec_example() {
-        assert_eq!(pae("http://example.com/HelloWorld", b"hello world"), b"DSSEv1 29 http://example.com/HelloWorld 11 hello world");
+        assert_eq!(
+            pae("http://example.com/HelloWorld", b"hello world"),
+            b"DSSEv1 29 http://example.com/HelloWorld 11 hello world"
+        );
     }
 
     #[test]
     fn garbage_and_foreign_bundles_are_refused() {
-        assert!(matches!(Bundle::from_json(b"{not json"), Err(BundleError::Malformed(_))));
+        assert!(matches!(
+            Bundle::from_json(b"{not json"),
+            Err(BundleError::Malformed(_))
+        ));
         let other = br#"{"mediaType":"application/x-other","verificationMaterial":{}}"#;
-        assert!(matches!(Bundle::from_json(other), Err(BundleError::Unsupported(_))));
+        assert!(matches!(
+            Bundle::from_json(other),
+            Err(BundleError::Unsupported(_))
+        ));
     }
 
     #[test]
     fn envelope_with_two_signatures_is_refused() {
         let mut b = Bundle::for_key("h".into(), b"{}", b"sig");
         if let Some(env) = b.dsse_envelope.as_mut() {
-            env.signatures.push(EnvelopeSignature { sig: "c2ln".into(), keyid: None });
+            env.signatures.push(EnvelopeSignature {
+                sig: "c2ln".into(),
+                keyid: None,
+            });
         }
-        assert!(matches!(b.signed_payload(), Err(BundleError::Unsupported(_))));
+        assert!(matches!(
+            b.signed_payload(),
+            Err(BundleError::Unsupported(_))
+        ));
     }
 
     #[test]

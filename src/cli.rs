@@ -30,10 +30,18 @@ pub const EXIT_ERROR: i32 = 2;
 /// Verify AI models against OpenSSF Model Signing attestations, and sign them.
 #[derive(Debug, Parser)]
 #[command(name = "modelgate", version, about, long_about = None)]
-#[command(after_help = "Exit codes: 0 verified; 1 rejected; 2 could not verify. Non-zero means: do not start.")]
+#[command(
+    after_help = "Exit codes: 0 verified; 1 rejected; 2 could not verify. Non-zero means: do not start."
+)]
 pub struct Cli {
     /// Log format on stderr: text on a terminal, JSON lines otherwise.
-    #[arg(long, global = true, value_enum, default_value = "auto", env = "MODELGATE_LOG_FORMAT")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "auto",
+        env = "MODELGATE_LOG_FORMAT"
+    )]
     pub log_format: LogFormat,
     /// Only log warnings and errors.
     #[arg(short, long, global = true)]
@@ -125,7 +133,10 @@ pub struct DigestArgs {
 /// Runs the parsed command line and returns the exit code.
 pub fn run(cli: Cli) -> i32 {
     logging::init(cli.log_format, cli.quiet);
-    let workers = cli.jobs.filter(|&j| j > 0).unwrap_or_else(hashing::default_workers);
+    let workers = cli
+        .jobs
+        .filter(|&j| j > 0)
+        .unwrap_or_else(hashing::default_workers);
     let progress = Progress::new(cli.quiet);
     let code = match &cli.command {
         Command::Attest(args) => report(attest_cmd(args, workers, &progress)),
@@ -149,13 +160,20 @@ fn report(result: Result<(), Error>) -> i32 {
 /// Signs a model: hash every file, build the manifest, sign, write the bundle.
 fn attest_cmd(args: &AttestArgs, workers: usize, progress: &Progress) -> Result<(), Error> {
     let pem = read_pem("private key", &args.key)?;
-    let key = PrivateKey::from_pem(&pem).map_err(|source| Error::Key { path: args.key.clone(), source })?;
+    let key = PrivateKey::from_pem(&pem).map_err(|source| Error::Key {
+        path: args.key.clone(),
+        source,
+    })?;
     let progress_fn = |n| progress.inc(n);
     let mut opts = hash_options(&args.model, &args.hashing, workers, &progress_fn)?;
-    opts.ignore_paths.extend(verify::signature_inside(&args.model, &args.signature));
+    opts.ignore_paths
+        .extend(verify::signature_inside(&args.model, &args.signature));
     let manifest = attest::hash_model(&opts)?;
     let bundle = attest::sign(&manifest, &key);
-    write_atomic(&args.signature, &bundle, 0o644).map_err(|source| Error::Write { path: args.signature.clone(), source })?;
+    write_atomic(&args.signature, &bundle, 0o644).map_err(|source| Error::Write {
+        path: args.signature.clone(),
+        source,
+    })?;
     info!(
         model = %args.model.display(),
         signature = %args.signature.display(),
@@ -224,7 +242,11 @@ fn verify_cmd(args: &VerifyArgs, workers: usize, progress: &Progress) -> i32 {
         }
         Err(rejection) => {
             for problem in &rejection.problems {
-                error!(kind = problem.kind(), path = problem.path().unwrap_or(""), "{problem}");
+                error!(
+                    kind = problem.kind(),
+                    path = problem.path().unwrap_or(""),
+                    "{problem}"
+                );
             }
             record(args, &measurement::of_rejection(&args.model, &rejection));
             let code = rejection.exit_code();
@@ -237,7 +259,9 @@ fn verify_cmd(args: &VerifyArgs, workers: usize, progress: &Progress) -> i32 {
 /// Writes the measurement if one was asked for. A verified model whose
 /// measurement cannot be written is not reported as verified.
 fn record(args: &VerifyArgs, doc: &serde_json::Value) -> i32 {
-    let Some(path) = &args.measurement else { return EXIT_OK };
+    let Some(path) = &args.measurement else {
+        return EXIT_OK;
+    };
     match measurement::write(path, doc) {
         Ok(()) => EXIT_OK,
         Err(e) => {
@@ -255,10 +279,25 @@ fn hash_options<'a>(
     workers: usize,
     progress: &'a (dyn Fn(u64) + Sync),
 ) -> Result<HashOptions<'a>, Error> {
-    let hash = HashAlgorithm::from_name(&args.hash).ok_or_else(|| Error::Usage(format!("unknown hash {}", args.hash)))?;
-    let method = args.shard_size.map_or(Method::Files, |shard_size| Method::Shards { shard_size });
-    let ignore_paths = args.ignore_paths.iter().map(|p| model_relative(model, p)).collect::<Result<_, _>>()?;
-    Ok(HashOptions { model, hash, method, allow_symlinks: args.allow_symlinks, ignore_paths, workers, progress })
+    let hash = HashAlgorithm::from_name(&args.hash)
+        .ok_or_else(|| Error::Usage(format!("unknown hash {}", args.hash)))?;
+    let method = args
+        .shard_size
+        .map_or(Method::Files, |shard_size| Method::Shards { shard_size });
+    let ignore_paths = args
+        .ignore_paths
+        .iter()
+        .map(|p| model_relative(model, p))
+        .collect::<Result<_, _>>()?;
+    Ok(HashOptions {
+        model,
+        hash,
+        method,
+        allow_symlinks: args.allow_symlinks,
+        ignore_paths,
+        workers,
+        progress,
+    })
 }
 
 /// Interprets an `--ignore-paths` value as a path relative to the model root.
@@ -268,27 +307,43 @@ fn hash_options<'a>(
 /// `models/llama`, as the reference CLI takes it), or an absolute path inside
 /// the model. Anything that would name a path outside it is an error.
 fn model_relative(model: &Path, path: &str) -> Result<String, Error> {
-    let outside = || Error::Usage(format!("--ignore-paths {path}: not a path inside the model {}", model.display()));
+    let outside = || {
+        Error::Usage(format!(
+            "--ignore-paths {path}: not a path inside the model {}",
+            model.display()
+        ))
+    };
     let p = Path::new(path);
     let rel: PathBuf = if p.is_absolute() {
         let root = std::fs::canonicalize(model).map_err(|_| outside())?;
-        lexical(p).strip_prefix(&root).map_err(|_| outside())?.to_path_buf()
+        lexical(p)
+            .strip_prefix(&root)
+            .map_err(|_| outside())?
+            .to_path_buf()
     } else if let Ok(rest) = lexical(p).strip_prefix(lexical(model)) {
         rest.to_path_buf()
     } else {
         p.to_path_buf()
     };
-    rel.to_str().and_then(normalize_relative).ok_or_else(outside)
+    rel.to_str()
+        .and_then(normalize_relative)
+        .ok_or_else(outside)
 }
 
 /// A path with `.` components dropped (no symlink resolution).
 fn lexical(p: &Path) -> PathBuf {
-    p.components().filter(|c| !matches!(c, Component::CurDir)).collect()
+    p.components()
+        .filter(|c| !matches!(c, Component::CurDir))
+        .collect()
 }
 
 fn read_pem(what: &'static str, path: &Path) -> Result<String, Error> {
     let bytes = read_bounded(what, path, MAX_KEY_BYTES)?;
-    String::from_utf8(bytes).map_err(|_| Error::Read { what, path: path.to_path_buf(), reason: "not a PEM text file".into() })
+    String::from_utf8(bytes).map_err(|_| Error::Read {
+        what,
+        path: path.to_path_buf(),
+        reason: "not a PEM text file".into(),
+    })
 }
 
 fn load_keys(paths: &[PathBuf]) -> Result<Vec<PublicKey>, Error> {
@@ -296,7 +351,10 @@ fn load_keys(paths: &[PathBuf]) -> Result<Vec<PublicKey>, Error> {
         .iter()
         .map(|path| {
             let pem = read_pem("public key", path)?;
-            PublicKey::from_pem(&pem).map_err(|source| Error::Key { path: path.clone(), source })
+            PublicKey::from_pem(&pem).map_err(|source| Error::Key {
+                path: path.clone(),
+                source,
+            })
         })
         .collect()
 }
@@ -310,7 +368,9 @@ impl Progress {
     fn new(quiet: bool) -> Self {
         let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::new_spinner();
-            if let Ok(style) = ProgressStyle::with_template("{spinner} hashed {bytes} ({binary_bytes_per_sec})") {
+            if let Ok(style) =
+                ProgressStyle::with_template("{spinner} hashed {bytes} ({binary_bytes_per_sec})")
+            {
                 bar.set_style(style);
             }
             bar

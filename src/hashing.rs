@@ -234,7 +234,13 @@ mod tests {
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
         let mut buf = vec![0u8; 16];
-        let short = hash_file(&f, Span::Range { start: 5, end: 9 }, HashAlgorithm::Sha256, &mut buf, &|_| {});
+        let short = hash_file(
+            &f,
+            Span::Range { start: 5, end: 9 },
+            HashAlgorithm::Sha256,
+            &mut buf,
+            &|_| {},
+        );
         assert_eq!(short.unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
     }
 

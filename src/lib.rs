@@ -72,10 +72,16 @@ pub enum Error {
 
 /// Reads a whole file, refusing anything larger than `limit` bytes.
 pub fn read_bounded(what: &'static str, path: &Path, limit: u64) -> Result<Vec<u8>, Error> {
-    let err = |reason: String| Error::Read { what, path: path.to_path_buf(), reason };
+    let err = |reason: String| Error::Read {
+        what,
+        path: path.to_path_buf(),
+        reason,
+    };
     let file = std::fs::File::open(path).map_err(|e| err(e.to_string()))?;
     let mut bytes = Vec::new();
-    file.take(limit + 1).read_to_end(&mut bytes).map_err(|e| err(e.to_string()))?;
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| err(e.to_string()))?;
     if bytes.len() as u64 > limit {
         return Err(err(format!("it is larger than {limit} bytes")));
     }
@@ -88,10 +94,16 @@ pub fn read_bounded(what: &'static str, path: &Path, limit: u64) -> Result<Vec<u
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::PermissionsExt;
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new().prefix(".modelgate-").tempfile_in(dir)?;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".modelgate-")
+        .tempfile_in(dir)?;
     tmp.write_all(bytes)?;
-    tmp.as_file().set_permissions(std::fs::Permissions::from_mode(mode))?;
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(mode))?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())

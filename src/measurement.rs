@@ -32,7 +32,11 @@ pub fn of_verified(model: &Path, v: &Verified) -> Value {
 
 /// Builds the measurement of a rejected verification.
 pub fn of_rejection(model: &Path, r: &Rejection) -> Value {
-    let verdict = if r.exit_code() == 2 { "error" } else { "rejected" };
+    let verdict = if r.exit_code() == 2 {
+        "error"
+    } else {
+        "rejected"
+    };
     let mut doc = base(model, verdict);
     add_evidence(&mut doc, model, &r.evidence);
     doc["reasons"] = r
@@ -43,7 +47,10 @@ pub fn of_rejection(model: &Path, r: &Rejection) -> Value {
             if let Some(path) = p.path() {
                 reason["path"] = json!(path);
             }
-            if let crate::verify::Problem::Modified { expected, actual, .. } = p {
+            if let crate::verify::Problem::Modified {
+                expected, actual, ..
+            } = p
+            {
                 reason["expected"] = json!(expected);
                 reason["actual"] = json!(actual);
             }
@@ -62,7 +69,9 @@ pub fn of_error(model: &Path, message: &str) -> Value {
 }
 
 fn base(model: &Path, verdict: &str) -> Value {
-    let now = OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default();
+    let now = OffsetDateTime::now_utc()
+        .format(&Rfc3339)
+        .unwrap_or_default();
     json!({
         "schemaVersion": SCHEMA,
         "tool": { "name": "modelgate", "version": env!("CARGO_PKG_VERSION") },

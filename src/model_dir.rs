@@ -86,12 +86,13 @@ impl FsError {
             Errno::EXDEV => "is a symbolic link that leads outside the model root".into(),
             Errno::ENOENT => "does not exist".into(),
             Errno::EACCES | Errno::EPERM => "permission denied; the verifier cannot read it".into(),
-            Errno::ENOSYS => {
-                "following symlinks safely needs openat2 (Linux 5.6 or later)".into()
-            }
+            Errno::ENOSYS => "following symlinks safely needs openat2 (Linux 5.6 or later)".into(),
             other => other.desc().to_string(),
         };
-        Self::Entry { path: path.to_string(), reason }
+        Self::Entry {
+            path: path.to_string(),
+            reason,
+        }
     }
 }
 
@@ -125,15 +126,26 @@ impl ModelRoot {
     /// model. The path itself may pass through symlinks (a Kubernetes volume
     /// mount often does); nothing below it may.
     pub fn open(path: &Path) -> Result<Self, FsError> {
-        let root_err = |source| FsError::Root { path: path.to_path_buf(), source };
+        let root_err = |source| FsError::Root {
+            path: path.to_path_buf(),
+            source,
+        };
         let meta = std::fs::metadata(path).map_err(root_err)?;
         let root = if meta.is_dir() {
-            let fd = nix::fcntl::open(path, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
-                .map_err(|e| root_err(e.into()))?;
+            let fd = nix::fcntl::open(
+                path,
+                OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| root_err(e.into()))?;
             Root::Dir(fd)
         } else if meta.is_file() {
-            let fd = nix::fcntl::open(path, OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC, Mode::empty())
-                .map_err(|e| root_err(e.into()))?;
+            let fd = nix::fcntl::open(
+                path,
+                OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| root_err(e.into()))?;
             let file = File::from(fd);
             if !file.metadata().map_err(root_err)?.is_file() {
                 return Err(FsError::RootKind(path.to_path_buf()));
@@ -142,7 +154,10 @@ impl ModelRoot {
         } else {
             return Err(FsError::RootKind(path.to_path_buf()));
         };
-        Ok(Self { path: path.to_path_buf(), root })
+        Ok(Self {
+            path: path.to_path_buf(),
+            root,
+        })
     }
 
     /// The model path as given.
@@ -160,7 +175,11 @@ impl ModelRoot {
     pub fn name(&self) -> String {
         let last = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
         last(&self.path)
-            .or_else(|| std::fs::canonicalize(&self.path).ok().and_then(|p| last(&p)))
+            .or_else(|| {
+                std::fs::canonicalize(&self.path)
+                    .ok()
+                    .and_then(|p| last(&p))
+            })
             .unwrap_or_default()
     }
 
@@ -169,8 +188,17 @@ impl ModelRoot {
     pub fn walk(&self, ignore: &IgnoreRules) -> Result<Vec<Entry>, FsError> {
         match &self.root {
             Root::File(file) => {
-                let size = file.metadata().map_err(|e| FsError::Root { path: self.path.clone(), source: e })?.len();
-                Ok(vec![Entry { name: SINGLE_FILE_NAME.into(), kind: EntryKind::File { size } }])
+                let size = file
+                    .metadata()
+                    .map_err(|e| FsError::Root {
+                        path: self.path.clone(),
+                        source: e,
+                    })?
+                    .len();
+                Ok(vec![Entry {
+                    name: SINGLE_FILE_NAME.into(),
+                    kind: EntryKind::File { size },
+                }])
             }
             Root::Dir(fd) => {
                 let mut out = Vec::new();
@@ -188,15 +216,28 @@ impl ModelRoot {
     pub fn open_file(&self, name: &str, allow_symlinks: bool) -> Result<(File, u64), FsError> {
         let file = match &self.root {
             Root::File(file) if name == SINGLE_FILE_NAME => {
-                file.try_clone().map_err(|e| FsError::Entry { path: name.into(), reason: e.to_string() })?
+                file.try_clone().map_err(|e| FsError::Entry {
+                    path: name.into(),
+                    reason: e.to_string(),
+                })?
             }
             Root::File(_) => return Err(FsError::entry(name, Errno::ENOENT)),
-            Root::Dir(fd) if allow_symlinks => File::from(open_beneath(fd, name).map_err(|e| FsError::entry(name, e))?),
-            Root::Dir(fd) => File::from(open_no_follow(fd, name).map_err(|e| FsError::entry(name, e))?),
+            Root::Dir(fd) if allow_symlinks => {
+                File::from(open_beneath(fd, name).map_err(|e| FsError::entry(name, e))?)
+            }
+            Root::Dir(fd) => {
+                File::from(open_no_follow(fd, name).map_err(|e| FsError::entry(name, e))?)
+            }
         };
-        let meta = file.metadata().map_err(|e| FsError::Entry { path: name.into(), reason: e.to_string() })?;
+        let meta = file.metadata().map_err(|e| FsError::Entry {
+            path: name.into(),
+            reason: e.to_string(),
+        })?;
         if !meta.is_file() {
-            return Err(FsError::Entry { path: name.into(), reason: "is not a regular file".into() });
+            return Err(FsError::Entry {
+                path: name.into(),
+                reason: "is not a regular file".into(),
+            });
         }
         Ok((file, meta.len()))
     }
@@ -224,11 +265,22 @@ fn open_beneath(dir: &OwnedFd, name: &str) -> Result<OwnedFd, Errno> {
     openat2(dir, name, how)
 }
 
-fn walk_dir(dir: &OwnedFd, prefix: &str, ignore: &IgnoreRules, out: &mut Vec<Entry>) -> Result<(), FsError> {
+fn walk_dir(
+    dir: &OwnedFd,
+    prefix: &str,
+    ignore: &IgnoreRules,
+    out: &mut Vec<Entry>,
+) -> Result<(), FsError> {
     let here = if prefix.is_empty() { "." } else { prefix };
-    let listing = dir.try_clone().map_err(|e| FsError::Entry { path: here.into(), reason: e.to_string() })?;
+    let listing = dir.try_clone().map_err(|e| FsError::Entry {
+        path: here.into(),
+        reason: e.to_string(),
+    })?;
     let mut names = Vec::new();
-    for entry in Dir::from_fd(listing).map_err(|e| FsError::entry(here, e))?.iter() {
+    for entry in Dir::from_fd(listing)
+        .map_err(|e| FsError::entry(here, e))?
+        .iter()
+    {
         let entry = entry.map_err(|e| FsError::entry(here, e))?;
         let raw = entry.file_name().to_bytes();
         if raw == b"." || raw == b".." {
@@ -242,14 +294,20 @@ fn walk_dir(dir: &OwnedFd, prefix: &str, ignore: &IgnoreRules, out: &mut Vec<Ent
     // The d_type in each entry is not trusted (some filesystems report
     // DT_UNKNOWN): fstatat on the parent descriptor costs one syscall.
     for name in names {
-        let rel = if prefix.is_empty() { name.clone() } else { format!("{prefix}/{name}") };
+        let rel = if prefix.is_empty() {
+            name.clone()
+        } else {
+            format!("{prefix}/{name}")
+        };
         if ignore.is_ignored(&rel) {
             continue;
         }
-        let stat = fstatat(dir, name.as_str(), AtFlags::AT_SYMLINK_NOFOLLOW).map_err(|e| FsError::entry(&rel, e))?;
+        let stat = fstatat(dir, name.as_str(), AtFlags::AT_SYMLINK_NOFOLLOW)
+            .map_err(|e| FsError::entry(&rel, e))?;
         match file_kind(&stat) {
             Kind::Dir => {
-                let child = openat(dir, name.as_str(), DIR_FLAGS, Mode::empty()).map_err(|e| FsError::entry(&rel, e))?;
+                let child = openat(dir, name.as_str(), DIR_FLAGS, Mode::empty())
+                    .map_err(|e| FsError::entry(&rel, e))?;
                 walk_dir(&child, &rel, ignore, out)?;
             }
             Kind::Entry(kind) => out.push(Entry { name: rel, kind }),
@@ -267,7 +325,9 @@ fn file_kind(stat: &FileStat) -> Kind {
     let format = SFlag::from_bits_truncate(stat.st_mode & SFlag::S_IFMT.bits());
     match format {
         SFlag::S_IFDIR => Kind::Dir,
-        SFlag::S_IFREG => Kind::Entry(EntryKind::File { size: u64::try_from(stat.st_size).unwrap_or(0) }),
+        SFlag::S_IFREG => Kind::Entry(EntryKind::File {
+            size: u64::try_from(stat.st_size).unwrap_or(0),
+        }),
         SFlag::S_IFLNK => Kind::Entry(EntryKind::Symlink),
         SFlag::S_IFIFO => Kind::Entry(EntryKind::Special("a FIFO")),
         SFlag::S_IFSOCK => Kind::Entry(EntryKind::Special("a socket")),

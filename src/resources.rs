@@ -71,24 +71,37 @@ fn hash_one(
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Vec<u8>, HashError> {
     let (file, size) = root.open_file(&key.path, serialization.allow_symlinks)?;
-    let read_err = |reason: String| HashError::Read { path: key.path.clone(), reason };
+    let read_err = |reason: String| HashError::Read {
+        path: key.path.clone(),
+        reason,
+    };
     let span = match key.range {
         None => Span::Whole,
         Some((start, end)) => {
             if size < end {
-                return Err(read_err(format!("is {size} bytes, shorter than the shard that ends at {end}")));
+                return Err(read_err(format!(
+                    "is {size} bytes, shorter than the shard that ends at {end}"
+                )));
             }
             Span::Range { start, end }
         }
     };
-    hashing::hash_file(&file, span, serialization.hash, buf, progress).map_err(|e| read_err(e.to_string()))
+    hashing::hash_file(&file, span, serialization.hash, buf, progress)
+        .map_err(|e| read_err(e.to_string()))
 }
 
 /// The size of the file behind an entry: from the walk for a regular file,
 /// through a checked open for a symlink the serialization allows.
-pub fn entry_size(root: &ModelRoot, name: &str, kind: &EntryKind, serialization: &Serialization) -> Result<u64, FsError> {
+pub fn entry_size(
+    root: &ModelRoot,
+    name: &str,
+    kind: &EntryKind,
+    serialization: &Serialization,
+) -> Result<u64, FsError> {
     match kind {
         EntryKind::File { size } => Ok(*size),
-        _ => root.open_file(name, serialization.allow_symlinks).map(|(_, size)| size),
+        _ => root
+            .open_file(name, serialization.allow_symlinks)
+            .map(|(_, size)| size),
     }
 }

@@ -11,8 +11,8 @@
 
 use std::fmt;
 
-use p256::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePublicKey, LineEnding};
 use p256::ecdsa::signature::{Signer as _, Verifier as _};
+use p256::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePublicKey, LineEnding};
 
 use crate::hashing;
 
@@ -58,7 +58,12 @@ pub enum PublicKey {
 
 impl fmt::Debug for PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PublicKey({} sha256:{})", self.curve(), self.fingerprint())
+        write!(
+            f,
+            "PublicKey({} sha256:{})",
+            self.curve(),
+            self.fingerprint()
+        )
     }
 }
 
@@ -141,13 +146,19 @@ impl PrivateKey {
                 "encrypted private keys are not supported; decrypt it to a file only the signer can read".into(),
             ));
         }
-        if let Ok(k) = p256::SecretKey::from_sec1_pem(pem).or_else(|_| p256::SecretKey::from_pkcs8_pem(pem)) {
+        if let Ok(k) =
+            p256::SecretKey::from_sec1_pem(pem).or_else(|_| p256::SecretKey::from_pkcs8_pem(pem))
+        {
             return Ok(Self::P256(k.into()));
         }
-        if let Ok(k) = p384::SecretKey::from_sec1_pem(pem).or_else(|_| p384::SecretKey::from_pkcs8_pem(pem)) {
+        if let Ok(k) =
+            p384::SecretKey::from_sec1_pem(pem).or_else(|_| p384::SecretKey::from_pkcs8_pem(pem))
+        {
             return Ok(Self::P384(k.into()));
         }
-        if let Ok(k) = p521::SecretKey::from_sec1_pem(pem).or_else(|_| p521::SecretKey::from_pkcs8_pem(pem)) {
+        if let Ok(k) =
+            p521::SecretKey::from_sec1_pem(pem).or_else(|_| p521::SecretKey::from_pkcs8_pem(pem))
+        {
             let key = p521::ecdsa::SigningKey::from_bytes(&k.to_bytes())
                 .map_err(|e| KeyError::Unsupported(format!("invalid P-521 private key: {e}")))?;
             return Ok(Self::P521(key));

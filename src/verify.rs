@@ -169,12 +169,23 @@ impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Signature(why) => write!(f, "signature rejected: {why}"),
-            Self::EmptyManifest => write!(f, "the signature lists no files; an empty model is never accepted"),
-            Self::Modified { path, expected, actual } => write!(
+            Self::EmptyManifest => write!(
+                f,
+                "the signature lists no files; an empty model is never accepted"
+            ),
+            Self::Modified {
+                path,
+                expected,
+                actual,
+            } => write!(
                 f,
                 "{path}: modified: expected digest {expected}, found {actual}; restore the file from the signed source, or re-sign if the change is intended"
             ),
-            Self::SizeChanged { path, expected, actual } => write!(
+            Self::SizeChanged {
+                path,
+                expected,
+                actual,
+            } => write!(
                 f,
                 "{path}: modified: expected {expected} bytes, found {actual}; restore the file from the signed source"
             ),
@@ -190,7 +201,10 @@ impl fmt::Display for Problem {
                 f,
                 "{path}: is a symbolic link and the signature does not allow symlinks; replace it with the signed file"
             ),
-            Self::NotRegular { path, what } => write!(f, "{path}: {what}; only regular files can be part of a model"),
+            Self::NotRegular { path, what } => write!(
+                f,
+                "{path}: {what}; only regular files can be part of a model"
+            ),
             Self::CouldNotCheck(why) => write!(f, "could not check: {why}"),
         }
     }
@@ -201,28 +215,43 @@ impl fmt::Display for Problem {
 pub struct Rejection {
     /// Every problem found, sorted by path.
     pub problems: Vec<Problem>,
-    /// What was established before the verdict.
-    pub evidence: Evidence,
+    /// What was established before the verdict (boxed: it holds the whole
+    /// manifest, and the error path should not make every `Result` large).
+    pub evidence: Box<Evidence>,
 }
 
 impl Rejection {
     fn new(problem: Problem, evidence: Evidence) -> Self {
-        Self { problems: vec![problem], evidence }
+        Self {
+            problems: vec![problem],
+            evidence: Box::new(evidence),
+        }
     }
 
     /// 1 when the model or signature was checked and found wrong; 2 when it
     /// could not be checked at all. Both mean: do not start.
     pub fn exit_code(&self) -> i32 {
-        if self.problems.iter().all(Problem::is_could_not_check) { 2 } else { 1 }
+        if self.problems.iter().all(Problem::is_could_not_check) {
+            2
+        } else {
+            1
+        }
     }
 }
 
 impl Rejection {
     /// One line: the verdict and how many problems back it.
     pub fn summary(&self) -> String {
-        let verdict = if self.exit_code() == 2 { "could not be verified" } else { "was rejected" };
+        let verdict = if self.exit_code() == 2 {
+            "could not be verified"
+        } else {
+            "was rejected"
+        };
         let n = self.problems.len();
-        format!("model {verdict}: {n} problem{}", if n == 1 { "" } else { "s" })
+        format!(
+            "model {verdict}: {n} problem{}",
+            if n == 1 { "" } else { "s" }
+        )
     }
 }
 
@@ -240,7 +269,12 @@ pub fn verify(req: &Request<'_>) -> Result<Verified, Rejection> {
     }
     let root = match ModelRoot::open(req.model) {
         Ok(root) => root,
-        Err(e) => return Err(Rejection::new(Problem::CouldNotCheck(e.to_string()), evidence)),
+        Err(e) => {
+            return Err(Rejection::new(
+                Problem::CouldNotCheck(e.to_string()),
+                evidence,
+            ));
+        }
     };
     let mut ignores: Vec<String> = manifest.serialization.ignore_paths.clone();
     ignores.extend(req.extra_ignores.iter().cloned());
@@ -250,7 +284,10 @@ pub fn verify(req: &Request<'_>) -> Result<Verified, Rejection> {
 
     let (problems, unsigned) = compare(req, &root, &rules, &manifest);
     if !problems.is_empty() {
-        return Err(Rejection { problems, evidence });
+        return Err(Rejection {
+            problems,
+            evidence: Box::new(evidence),
+        });
     }
     Ok(Verified {
         manifest,
@@ -263,12 +300,23 @@ pub fn verify(req: &Request<'_>) -> Result<Verified, Rejection> {
 
 /// Reads the bundle, checks its signature against the trusted keys, and only
 /// then parses the manifest from the exact signed bytes.
-fn check_signature(req: &Request<'_>, evidence: &mut Evidence) -> Result<(Manifest, Signer), Problem> {
-    let bytes = read_bounded("signature", req.signature, MAX_SIGNATURE_BYTES).map_err(|e| Problem::CouldNotCheck(e.to_string()))?;
+fn check_signature(
+    req: &Request<'_>,
+    evidence: &mut Evidence,
+) -> Result<(Manifest, Signer), Problem> {
+    let bytes = read_bounded("signature", req.signature, MAX_SIGNATURE_BYTES)
+        .map_err(|e| Problem::CouldNotCheck(e.to_string()))?;
     evidence.signature_sha256 = Some(hex::encode(hashing::sha256(&bytes)));
     let bundle = Bundle::from_json(&bytes).map_err(|e| Problem::Signature(e.to_string()))?;
-    let signed = bundle.signed_payload().map_err(|e| Problem::Signature(e.to_string()))?;
-    let hint = bundle.verification_material.public_key.as_ref().and_then(|k| k.hint.as_deref()).filter(|h| !h.is_empty());
+    let signed = bundle
+        .signed_payload()
+        .map_err(|e| Problem::Signature(e.to_string()))?;
+    let hint = bundle
+        .verification_material
+        .public_key
+        .as_ref()
+        .and_then(|k| k.hint.as_deref())
+        .filter(|h| !h.is_empty());
     let pae = bundle::pae(&signed.payload_type, &signed.payload);
     let key = req
         .keys
@@ -295,17 +343,32 @@ fn check_signature(req: &Request<'_>, evidence: &mut Evidence) -> Result<(Manife
             bundle::IN_TOTO_PAYLOAD_TYPE
         )));
     }
-    let manifest = Manifest::from_statement(&signed.payload).map_err(|e| Problem::Signature(e.to_string()))?;
-    Ok((manifest, Signer { key_fingerprint: key.fingerprint(), curve: key.curve() }))
+    let manifest =
+        Manifest::from_statement(&signed.payload).map_err(|e| Problem::Signature(e.to_string()))?;
+    Ok((
+        manifest,
+        Signer {
+            key_fingerprint: key.fingerprint(),
+            curve: key.curve(),
+        },
+    ))
 }
 
 /// Compares the model on disk with the manifest. Returns every problem and
 /// the unsigned files tolerated by `--ignore-unsigned-files`.
-fn compare(req: &Request<'_>, root: &ModelRoot, rules: &IgnoreRules, manifest: &Manifest) -> (Vec<Problem>, Vec<String>) {
+fn compare(
+    req: &Request<'_>,
+    root: &ModelRoot,
+    rules: &IgnoreRules,
+    manifest: &Manifest,
+) -> (Vec<Problem>, Vec<String>) {
     let serialization = &manifest.serialization;
     let mut expected: BTreeMap<&str, Vec<(&ResourceKey, &[u8])>> = BTreeMap::new();
     for (key, digest) in &manifest.resources {
-        expected.entry(key.path.as_str()).or_default().push((key, digest));
+        expected
+            .entry(key.path.as_str())
+            .or_default()
+            .push((key, digest));
     }
     let entries = match root.walk(rules) {
         Ok(entries) => entries,
@@ -339,7 +402,10 @@ fn compare(req: &Request<'_>, root: &ModelRoot, rules: &IgnoreRules, manifest: &
                 continue;
             }
             EntryKind::Special(what) => {
-                problems.push(Problem::NotRegular { path, what: format!("is {what}") });
+                problems.push(Problem::NotRegular {
+                    path,
+                    what: format!("is {what}"),
+                });
                 continue;
             }
             _ => {}
@@ -351,7 +417,10 @@ fn compare(req: &Request<'_>, root: &ModelRoot, rules: &IgnoreRules, manifest: &
         let size = match resources::entry_size(root, &entry.name, &entry.kind, serialization) {
             Ok(size) => size,
             Err(e) => {
-                problems.push(Problem::NotRegular { path: entry.name.clone(), what: e.to_string() });
+                problems.push(Problem::NotRegular {
+                    path: entry.name.clone(),
+                    what: e.to_string(),
+                });
                 continue;
             }
         };
@@ -359,8 +428,16 @@ fn compare(req: &Request<'_>, root: &ModelRoot, rules: &IgnoreRules, manifest: &
         if let Method::Shards { .. } = serialization.method {
             let signed_keys: BTreeSet<&ResourceKey> = signed.iter().map(|(k, _)| *k).collect();
             if on_disk.iter().collect::<BTreeSet<_>>() != signed_keys {
-                let signed_size = signed.iter().filter_map(|(k, _)| k.range.map(|r| r.1)).max().unwrap_or(0);
-                problems.push(Problem::SizeChanged { path: entry.name.clone(), expected: signed_size, actual: size });
+                let signed_size = signed
+                    .iter()
+                    .filter_map(|(k, _)| k.range.map(|r| r.1))
+                    .max()
+                    .unwrap_or(0);
+                problems.push(Problem::SizeChanged {
+                    path: entry.name.clone(),
+                    expected: signed_size,
+                    actual: size,
+                });
                 continue;
             }
         }
@@ -372,7 +449,10 @@ fn compare(req: &Request<'_>, root: &ModelRoot, rules: &IgnoreRules, manifest: &
     for (path, signed) in &expected {
         if !seen.contains(path) {
             for (key, digest) in signed {
-                problems.push(Problem::Missing { path: key.name(), expected: hex::encode(digest) });
+                problems.push(Problem::Missing {
+                    path: key.name(),
+                    expected: hex::encode(digest),
+                });
             }
         }
     }
@@ -396,8 +476,13 @@ fn compare(req: &Request<'_>, root: &ModelRoot, rules: &IgnoreRules, manifest: &
 /// the model: it is never part of what it signs.
 pub fn signature_inside(model: &Path, signature: &Path) -> Option<String> {
     let model = std::fs::canonicalize(model).ok()?;
-    let parent = signature.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let sig: PathBuf = std::fs::canonicalize(parent).ok()?.join(signature.file_name()?);
+    let parent = signature
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let sig: PathBuf = std::fs::canonicalize(parent)
+        .ok()?
+        .join(signature.file_name()?);
     let rel = sig.strip_prefix(&model).ok()?;
     rel.to_str().map(str::to_string).filter(|s| !s.is_empty())
 }

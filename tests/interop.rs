@@ -15,26 +15,65 @@ struct Case {
 }
 
 const CASES: [Case; 6] = [
-    Case { curve: "P-256", hash: "sha256", shard_size: None },
-    Case { curve: "P-384", hash: "blake2b", shard_size: None },
-    Case { curve: "P-521", hash: "blake3", shard_size: None },
-    Case { curve: "P-521", hash: "sha256", shard_size: Some(1000) },
-    Case { curve: "P-256", hash: "blake2b", shard_size: Some(1000) },
+    Case {
+        curve: "P-256",
+        hash: "sha256",
+        shard_size: None,
+    },
+    Case {
+        curve: "P-384",
+        hash: "blake2b",
+        shard_size: None,
+    },
+    Case {
+        curve: "P-521",
+        hash: "blake3",
+        shard_size: None,
+    },
+    Case {
+        curve: "P-521",
+        hash: "sha256",
+        shard_size: Some(1000),
+    },
+    Case {
+        curve: "P-256",
+        hash: "blake2b",
+        shard_size: Some(1000),
+    },
     // 2048-byte file in 512-byte shards: shard ends fall exactly on the file end.
-    Case { curve: "P-384", hash: "sha256", shard_size: Some(512) },
+    Case {
+        curve: "P-384",
+        hash: "sha256",
+        shard_size: Some(512),
+    },
 ];
 
 impl Case {
     fn reference_args(&self) -> Vec<String> {
-        let mut args = vec!["--hash".into(), self.hash.into(), "--ignore".into(), "README.md".into()];
+        let mut args = vec![
+            "--hash".into(),
+            self.hash.into(),
+            "--ignore".into(),
+            "README.md".into(),
+        ];
         if let Some(size) = self.shard_size {
-            args.extend(["--method".into(), "shards".into(), "--shard-size".into(), size.to_string()]);
+            args.extend([
+                "--method".into(),
+                "shards".into(),
+                "--shard-size".into(),
+                size.to_string(),
+            ]);
         }
         args
     }
 
     fn modelgate_args(&self) -> Vec<String> {
-        let mut args = vec!["--hash".into(), self.hash.into(), "--ignore-paths".into(), "README.md".into()];
+        let mut args = vec![
+            "--hash".into(),
+            self.hash.into(),
+            "--ignore-paths".into(),
+            "README.md".into(),
+        ];
         if let Some(size) = self.shard_size {
             args.extend(["--shard-size".into(), size.to_string()]);
         }
@@ -57,21 +96,51 @@ fn modelgate_verifies_what_the_reference_signs() {
         let model = rich_model();
         let m = path(model.path());
         let sig = sig_in(&model); // the signature lies inside the model
-        let mut args = vec!["sign".to_string(), "--model".into(), m.clone(), "--signature".into(), sig.clone(), "--key".into(), path(&keys.private)];
+        let mut args = vec![
+            "sign".to_string(),
+            "--model".into(),
+            m.clone(),
+            "--signature".into(),
+            sig.clone(),
+            "--key".into(),
+            path(&keys.private),
+        ];
         args.extend(case.reference_args());
         reference(&args).expect_code(0);
 
-        let ok = modelgate(["verify", &m, "--signature", &sig, "--key", &path(&keys.public)]);
+        let ok = modelgate([
+            "verify",
+            &m,
+            "--signature",
+            &sig,
+            "--key",
+            &path(&keys.public),
+        ]);
         ok.expect_code(0).expect_stderr("verified");
 
         // The ignored README may change; a signed file may not.
         std::fs::write(model.path().join("README.md"), "changed").unwrap();
-        modelgate(["verify", &m, "--signature", &sig, "--key", &path(&keys.public)]).expect_code(0);
+        modelgate([
+            "verify",
+            &m,
+            "--signature",
+            &sig,
+            "--key",
+            &path(&keys.public),
+        ])
+        .expect_code(0);
         std::fs::write(model.path().join("config.json"), "{}").unwrap();
-        modelgate(["verify", &m, "--signature", &sig, "--key", &path(&keys.public)])
-            .expect_code(1)
-            .expect_stderr("config.json")
-            .expect_stderr("modified");
+        modelgate([
+            "verify",
+            &m,
+            "--signature",
+            &sig,
+            "--key",
+            &path(&keys.public),
+        ])
+        .expect_code(1)
+        .expect_stderr("config.json")
+        .expect_stderr("modified");
     }
 }
 
@@ -82,11 +151,26 @@ fn the_reference_verifies_what_modelgate_signs() {
         let model = rich_model();
         let m = path(model.path());
         let sig = sig_in(&model);
-        let mut args = vec!["attest".to_string(), m.clone(), "--key".into(), path(&keys.pkcs8), "--signature".into(), sig.clone()];
+        let mut args = vec![
+            "attest".to_string(),
+            m.clone(),
+            "--key".into(),
+            path(&keys.pkcs8),
+            "--signature".into(),
+            sig.clone(),
+        ];
         args.extend(case.modelgate_args());
         modelgate(&args).expect_code(0);
 
-        let mut check = vec!["verify".to_string(), "--model".into(), m.clone(), "--signature".into(), sig.clone(), "--key".into(), path(&keys.public)];
+        let mut check = vec![
+            "verify".to_string(),
+            "--model".into(),
+            m.clone(),
+            "--signature".into(),
+            sig.clone(),
+            "--key".into(),
+            path(&keys.public),
+        ];
         check.extend(case.reference_args());
         reference(&check).expect_code(0);
         // and the reference rejects drift in what modelgate signed
@@ -101,17 +185,51 @@ fn the_reference_cli_verifies_modelgate_files_sha256_and_modelgate_verifies_its_
     let model = rich_model();
     let m = path(model.path());
     let sig = sig_in(&model);
-    modelgate(["attest", &m, "--key", &path(&keys.private), "--signature", &sig]).expect_code(0);
-    reference_cli(["verify", "key", "--public_key", &path(&keys.public), "--signature", &sig, &m])
-        .expect_code(0);
+    modelgate([
+        "attest",
+        &m,
+        "--key",
+        &path(&keys.private),
+        "--signature",
+        &sig,
+    ])
+    .expect_code(0);
+    reference_cli([
+        "verify",
+        "key",
+        "--public_key",
+        &path(&keys.public),
+        "--signature",
+        &sig,
+        &m,
+    ])
+    .expect_code(0);
 
     let other = rich_model();
     let o = path(other.path());
     let osig = sig_in(&other);
     let readme = path(&other.path().join("README.md"));
-    reference_cli(["sign", "key", "--private_key", &path(&keys.private), "--signature", &osig, "--ignore-paths", &readme, &o])
-        .expect_code(0);
-    modelgate(["verify", &o, "--signature", &osig, "--key", &path(&keys.public)]).expect_code(0);
+    reference_cli([
+        "sign",
+        "key",
+        "--private_key",
+        &path(&keys.private),
+        "--signature",
+        &osig,
+        "--ignore-paths",
+        &readme,
+        &o,
+    ])
+    .expect_code(0);
+    modelgate([
+        "verify",
+        &o,
+        "--signature",
+        &osig,
+        "--key",
+        &path(&keys.public),
+    ])
+    .expect_code(0);
 }
 
 #[test]
@@ -124,16 +242,57 @@ fn single_file_models_verify_both_ways() {
     let ref_sig = path(&dir.path().join("ref.sig"));
     let our_sig = path(&dir.path().join("ours.sig"));
 
-    reference(["sign", "--model", &f, "--signature", &ref_sig, "--key", &path(&keys.private)]).expect_code(0);
-    modelgate(["verify", &f, "--signature", &ref_sig, "--key", &path(&keys.public)]).expect_code(0);
+    reference([
+        "sign",
+        "--model",
+        &f,
+        "--signature",
+        &ref_sig,
+        "--key",
+        &path(&keys.private),
+    ])
+    .expect_code(0);
+    modelgate([
+        "verify",
+        &f,
+        "--signature",
+        &ref_sig,
+        "--key",
+        &path(&keys.public),
+    ])
+    .expect_code(0);
 
-    modelgate(["attest", &f, "--key", &path(&keys.private), "--signature", &our_sig]).expect_code(0);
-    reference(["verify", "--model", &f, "--signature", &our_sig, "--key", &path(&keys.public)]).expect_code(0);
+    modelgate([
+        "attest",
+        &f,
+        "--key",
+        &path(&keys.private),
+        "--signature",
+        &our_sig,
+    ])
+    .expect_code(0);
+    reference([
+        "verify",
+        "--model",
+        &f,
+        "--signature",
+        &our_sig,
+        "--key",
+        &path(&keys.public),
+    ])
+    .expect_code(0);
 
     std::fs::write(&file, bytes(5000, 10)).unwrap();
-    modelgate(["verify", &f, "--signature", &our_sig, "--key", &path(&keys.public)])
-        .expect_code(1)
-        .expect_stderr(".: modified");
+    modelgate([
+        "verify",
+        &f,
+        "--signature",
+        &our_sig,
+        "--key",
+        &path(&keys.public),
+    ])
+    .expect_code(1)
+    .expect_stderr(".: modified");
 }
 
 #[test]
@@ -143,11 +302,22 @@ fn digest_prints_the_subject_digest_the_reference_signs() {
     let m = path(model.path());
     let outside = tempfile::tempdir().unwrap();
     let sig = path(&outside.path().join("m.sig"));
-    reference(["sign", "--model", &m, "--signature", &sig, "--key", &path(&keys.private)]).expect_code(0);
+    reference([
+        "sign",
+        "--model",
+        &m,
+        "--signature",
+        &sig,
+        "--key",
+        &path(&keys.private),
+    ])
+    .expect_code(0);
     let bundle: serde_json::Value = serde_json::from_slice(&std::fs::read(&sig).unwrap()).unwrap();
     let payload = base64_decode(bundle["dsseEnvelope"]["payload"].as_str().unwrap());
     let statement: serde_json::Value = serde_json::from_slice(&payload).unwrap();
-    let subject = statement["subject"][0]["digest"]["sha256"].as_str().unwrap();
+    let subject = statement["subject"][0]["digest"]["sha256"]
+        .as_str()
+        .unwrap();
 
     let out = modelgate(["digest", &m]);
     out.expect_code(0);
@@ -159,14 +329,28 @@ fn signatures_released_by_the_reference_verify() {
     // fixtures/oms-released: made by model_signing v1.1.0 (see its SOURCE.md)
     let dir = repo("fixtures/oms-released/v1.1.0-elliptic-key");
     let key = repo("fixtures/oms-released/keys/signing-key-pub.pem");
-    modelgate(["verify".as_ref(), dir.as_os_str(), "--signature".as_ref(), dir.join("model.sig").as_os_str(), "--key".as_ref(), key.as_os_str()])
-        .expect_code(0);
+    modelgate([
+        "verify".as_ref(),
+        dir.as_os_str(),
+        "--signature".as_ref(),
+        dir.join("model.sig").as_os_str(),
+        "--key".as_ref(),
+        key.as_os_str(),
+    ])
+    .expect_code(0);
     // the repo's own fixture, signed by the reference's CLI
     let tiny = repo("fixtures/tiny-model");
     let tiny_sig = repo("fixtures/tiny-model.sig");
     let tiny_key = repo("fixtures/keys/test-signer.pub.pem");
-    modelgate(["verify".as_ref(), tiny.as_os_str(), "--signature".as_ref(), tiny_sig.as_os_str(), "--key".as_ref(), tiny_key.as_os_str()])
-        .expect_code(0);
+    modelgate([
+        "verify".as_ref(),
+        tiny.as_os_str(),
+        "--signature".as_ref(),
+        tiny_sig.as_os_str(),
+        "--key".as_ref(),
+        tiny_key.as_os_str(),
+    ])
+    .expect_code(0);
 }
 
 fn base64_decode(s: &str) -> Vec<u8> {

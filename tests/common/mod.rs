@@ -20,20 +20,30 @@ impl Run {
     /// Asserts the exit code, showing the output when it is wrong.
     #[track_caller]
     pub fn expect_code(&self, code: i32) -> &Self {
-        assert_eq!(self.code, code, "exit code\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, code,
+            "exit code\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
 
     /// Asserts that stderr contains `needle`.
     #[track_caller]
     pub fn expect_stderr(&self, needle: &str) -> &Self {
-        assert!(self.stderr.contains(needle), "stderr lacks {needle:?}:\n{}", self.stderr);
+        assert!(
+            self.stderr.contains(needle),
+            "stderr lacks {needle:?}:\n{}",
+            self.stderr
+        );
         self
     }
 }
 
 fn run(cmd: &mut Command) -> Run {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -47,7 +57,24 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    run(Command::new(env!("CARGO_BIN_EXE_modelgate")).args(args).env("MODELGATE_LOG_FORMAT", "text").env_remove("MODELGATE_LOG"))
+    run(Command::new(env!("CARGO_BIN_EXE_modelgate"))
+        .args(args)
+        .env("MODELGATE_LOG_FORMAT", "text")
+        .env_remove("MODELGATE_LOG"))
+}
+
+/// Runs the modelgate binary with extra environment variables.
+pub fn modelgate_env<I, S>(env: &[(&str, &str)], args: I) -> Run
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_modelgate"));
+    cmd.args(args).env_remove("MODELGATE_LOG");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    run(&mut cmd)
 }
 
 /// The venv holding the reference implementation (scripts/test.sh makes it).
@@ -70,7 +97,9 @@ where
     S: AsRef<OsStr>,
 {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/reference.py");
-    run(Command::new(venv().join("bin/python")).arg(script).args(args))
+    run(Command::new(venv().join("bin/python"))
+        .arg(script)
+        .args(args))
 }
 
 /// Runs the reference's own CLI, `model_signing`.
@@ -104,10 +133,38 @@ pub fn keypair(curve: &str) -> Keys {
     let public = dir.path().join("key.pub");
     let pkcs8 = dir.path().join("key.p8.pem");
     let openssl = |args: &[&OsStr]| run(Command::new("openssl").args(args)).expect_code(0).code;
-    openssl(&["ecparam".as_ref(), "-name".as_ref(), name.as_ref(), "-genkey".as_ref(), "-noout".as_ref(), "-out".as_ref(), private.as_os_str()]);
-    openssl(&["ec".as_ref(), "-in".as_ref(), private.as_os_str(), "-pubout".as_ref(), "-out".as_ref(), public.as_os_str()]);
-    openssl(&["pkcs8".as_ref(), "-topk8".as_ref(), "-nocrypt".as_ref(), "-in".as_ref(), private.as_os_str(), "-out".as_ref(), pkcs8.as_os_str()]);
-    Keys { _dir: dir, private, public, pkcs8 }
+    openssl(&[
+        "ecparam".as_ref(),
+        "-name".as_ref(),
+        name.as_ref(),
+        "-genkey".as_ref(),
+        "-noout".as_ref(),
+        "-out".as_ref(),
+        private.as_os_str(),
+    ]);
+    openssl(&[
+        "ec".as_ref(),
+        "-in".as_ref(),
+        private.as_os_str(),
+        "-pubout".as_ref(),
+        "-out".as_ref(),
+        public.as_os_str(),
+    ]);
+    openssl(&[
+        "pkcs8".as_ref(),
+        "-topk8".as_ref(),
+        "-nocrypt".as_ref(),
+        "-in".as_ref(),
+        private.as_os_str(),
+        "-out".as_ref(),
+        pkcs8.as_os_str(),
+    ]);
+    Keys {
+        _dir: dir,
+        private,
+        public,
+        pkcs8,
+    }
 }
 
 /// Writes files (path -> content) under `root`, making folders as needed.
@@ -121,7 +178,9 @@ pub fn write_files(root: &Path, files: &[(&str, &[u8])]) {
 
 /// Deterministic pseudo-random bytes (no rand dependency needed).
 pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..len)
         .map(|_| {
             x ^= x << 13;
