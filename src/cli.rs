@@ -16,9 +16,10 @@ use crate::attest::{self, HashOptions};
 use crate::hashing::{self, HashAlgorithm};
 use crate::logging::{self, LogFormat};
 use crate::manifest::{Method, normalize_relative};
+use crate::measurement::Measurement;
 use crate::trust::{PrivateKey, PublicKey};
 use crate::verify::{self, Request};
-use crate::{Error, MAX_KEY_BYTES, measurement, read_bounded, write_atomic};
+use crate::{Error, MAX_KEY_BYTES, read_bounded, write_atomic};
 
 /// Exit code: the model was verified.
 pub const EXIT_OK: i32 = 0;
@@ -209,7 +210,7 @@ fn verify_cmd(args: &VerifyArgs, workers: usize, progress: &Progress) -> i32 {
         Ok(v) => v,
         Err(e) => {
             error!(exit_code = EXIT_ERROR, "{e}");
-            record(args, &measurement::of_error(&args.model, &e.to_string()));
+            record(args, || Measurement::error(&args.model, e.to_string()));
             return EXIT_ERROR;
         }
     };
@@ -230,7 +231,7 @@ fn verify_cmd(args: &VerifyArgs, workers: usize, progress: &Progress) -> i32 {
             for path in &verified.unsigned_tolerated {
                 warn!(path = %path, "unsigned file tolerated by --ignore-unsigned-files");
             }
-            let code = record(args, &measurement::of_verified(&args.model, &verified));
+            let code = record(args, || Measurement::verified(&args.model, &verified));
             info!(
                 model = %args.model.display(),
                 root_digest = %format!("sha256:{}", hex::encode(verified.manifest.root_digest)),
@@ -248,7 +249,7 @@ fn verify_cmd(args: &VerifyArgs, workers: usize, progress: &Progress) -> i32 {
                     "{problem}"
                 );
             }
-            record(args, &measurement::of_rejection(&args.model, &rejection));
+            record(args, || Measurement::rejected(&args.model, &rejection));
             let code = rejection.exit_code();
             error!(exit_code = code, model = %args.model.display(), "{}; do not start the workload", rejection.summary());
             code
@@ -258,11 +259,11 @@ fn verify_cmd(args: &VerifyArgs, workers: usize, progress: &Progress) -> i32 {
 
 /// Writes the measurement if one was asked for. A verified model whose
 /// measurement cannot be written is not reported as verified.
-fn record(args: &VerifyArgs, doc: &serde_json::Value) -> i32 {
+fn record<'a>(args: &VerifyArgs, doc: impl FnOnce() -> Measurement<'a>) -> i32 {
     let Some(path) = &args.measurement else {
         return EXIT_OK;
     };
-    match measurement::write(path, doc) {
+    match doc().write(path) {
         Ok(()) => EXIT_OK,
         Err(e) => {
             error!(path = %path.display(), "cannot write measurement: {e}");

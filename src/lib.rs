@@ -14,6 +14,7 @@ pub mod cli;
 pub mod hashing;
 pub mod logging;
 pub mod manifest;
+mod mapped;
 pub mod measurement;
 pub mod model_dir;
 pub mod resources;

@@ -262,39 +262,36 @@ pub fn verify(req: &Request<'_>) -> Result<Verified, Rejection> {
         Ok(v) => v,
         Err(p) => return Err(Rejection::new(p, evidence)),
     };
-    evidence.manifest = Some(manifest.clone());
     evidence.signer = Some(signer.clone());
-    if manifest.resources.is_empty() {
-        return Err(Rejection::new(Problem::EmptyManifest, evidence));
-    }
-    let root = match ModelRoot::open(req.model) {
-        Ok(root) => root,
-        Err(e) => {
-            return Err(Rejection::new(
-                Problem::CouldNotCheck(e.to_string()),
-                evidence,
-            ));
+    let problems = if manifest.resources.is_empty() {
+        vec![Problem::EmptyManifest]
+    } else {
+        match ModelRoot::open(req.model) {
+            Err(e) => vec![Problem::CouldNotCheck(e.to_string())],
+            Ok(root) => {
+                let mut ignores: Vec<String> = manifest.serialization.ignore_paths.clone();
+                ignores.extend(req.extra_ignores.iter().cloned());
+                ignores.extend(signature_inside(req.model, req.signature));
+                let rules = IgnoreRules::new(&ignores);
+                evidence.ignored = rules.to_sorted_vec();
+                let (problems, unsigned) = compare(req, &root, &rules, &manifest);
+                if problems.is_empty() {
+                    return Ok(Verified {
+                        manifest,
+                        signer,
+                        signature_sha256: evidence.signature_sha256.unwrap_or_default(),
+                        ignored: evidence.ignored,
+                        unsigned_tolerated: unsigned,
+                    });
+                }
+                problems
+            }
         }
     };
-    let mut ignores: Vec<String> = manifest.serialization.ignore_paths.clone();
-    ignores.extend(req.extra_ignores.iter().cloned());
-    ignores.extend(signature_inside(req.model, req.signature));
-    let rules = IgnoreRules::new(&ignores);
-    evidence.ignored = rules.to_sorted_vec();
-
-    let (problems, unsigned) = compare(req, &root, &rules, &manifest);
-    if !problems.is_empty() {
-        return Err(Rejection {
-            problems,
-            evidence: Box::new(evidence),
-        });
-    }
-    Ok(Verified {
-        manifest,
-        signer,
-        signature_sha256: evidence.signature_sha256.unwrap_or_default(),
-        ignored: evidence.ignored,
-        unsigned_tolerated: unsigned,
+    evidence.manifest = Some(manifest);
+    Err(Rejection {
+        problems,
+        evidence: Box::new(evidence),
     })
 }
 
@@ -307,16 +304,19 @@ fn check_signature(
     let bytes = read_bounded("signature", req.signature, MAX_SIGNATURE_BYTES)
         .map_err(|e| Problem::CouldNotCheck(e.to_string()))?;
     evidence.signature_sha256 = Some(hex::encode(hashing::sha256(&bytes)));
+    // Each large buffer (file bytes, bundle, PAE) is dropped as soon as the
+    // next form exists: a 10,000-file signature is a few MB in each form.
     let bundle = Bundle::from_json(&bytes).map_err(|e| Problem::Signature(e.to_string()))?;
+    drop(bytes);
     let signed = bundle
         .signed_payload()
         .map_err(|e| Problem::Signature(e.to_string()))?;
-    let hint = bundle
+    let hint: Option<String> = bundle
         .verification_material
         .public_key
-        .as_ref()
-        .and_then(|k| k.hint.as_deref())
+        .and_then(|k| k.hint)
         .filter(|h| !h.is_empty());
+    let hint = hint.as_deref();
     let pae = bundle::pae(&signed.payload_type, &signed.payload);
     let key = req
         .keys
@@ -336,6 +336,7 @@ fn check_signature(
                 ),
             })
         })?;
+    drop(pae);
     if signed.payload_type != bundle::IN_TOTO_PAYLOAD_TYPE {
         return Err(Problem::Signature(format!(
             "the payload type is {:?}, expected {}",
