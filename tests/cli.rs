@@ -29,16 +29,9 @@ fn verify_with_measurement(
     key: &std::path::Path,
 ) -> (Run, Value) {
     let meas = out.join("measurement.json");
-    let run = modelgate([
-        "verify".as_ref(),
-        model.as_os_str(),
-        "--signature".as_ref(),
-        out.join("m.sig").as_os_str(),
-        "--key".as_ref(),
-        key.as_os_str(),
-        "--measurement".as_ref(),
-        meas.as_os_str(),
-    ]);
+    let mut args = verify_args(model, out.join("m.sig"), key);
+    args.extend(["--measurement".into(), meas.clone().into()]);
+    let run = modelgate(args);
     let doc = serde_json::from_slice(
         &std::fs::read(&meas).expect("a measurement is written whatever the verdict"),
     )
@@ -310,14 +303,7 @@ fn json_logs_when_not_on_a_terminal() {
     let (model, out, keys) = signed_model();
     let run = common::modelgate_env(
         &[("MODELGATE_LOG_FORMAT", "auto")],
-        [
-            "verify".as_ref(),
-            model.path().as_os_str(),
-            "--signature".as_ref(),
-            out.path().join("m.sig").as_os_str(),
-            "--key".as_ref(),
-            keys.public.as_os_str(),
-        ],
+        verify_args(model.path(), out.path().join("m.sig"), &keys.public),
     );
     run.expect_code(0);
     for line in run.stderr.lines() {
@@ -337,18 +323,87 @@ fn the_readme_first_command_verifies_the_committed_fixture() {
         .expect("README starts with a cargo run command");
     assert!(first.contains("verify fixtures/tiny-model --signature fixtures/tiny-model.sig --key fixtures/keys/test-signer.pub.pem"));
     let tiny = repo("fixtures/tiny-model");
-    modelgate([
-        "verify".as_ref(),
-        tiny.as_os_str(),
-        "--signature".as_ref(),
-        repo("fixtures/tiny-model.sig").as_os_str(),
-        "--key".as_ref(),
-        repo("fixtures/keys/test-signer.pub.pem").as_os_str(),
-    ])
+    verify(
+        tiny,
+        repo("fixtures/tiny-model.sig"),
+        repo("fixtures/keys/test-signer.pub.pem"),
+    )
     .expect_code(0);
 }
 
 fn base64_decode(s: &str) -> Vec<u8> {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.decode(s).unwrap()
+}
+
+#[test]
+fn a_file_the_verifier_cannot_read_is_exit_2() {
+    use std::os::unix::fs::PermissionsExt;
+    let (model, out, keys) = signed_model();
+    // Everything traversable, the one file not readable, by the user we run as.
+    for p in [model.path(), out.path()] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    for f in [out.path().join("m.sig"), keys.public.clone()] {
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    std::fs::set_permissions(
+        keys.public.parent().unwrap(),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let locked = model.path().join("config.json");
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let args = verify_args(model.path(), out.path().join("m.sig"), &keys.public);
+    // root reads any file, so drop to an unprivileged user when we are root.
+    let run = if nix_is_root() {
+        common::run_as_nobody(env!("CARGO_BIN_EXE_modelgate"), &args)
+    } else {
+        modelgate(args)
+    };
+    run.expect_code(2)
+        .expect_stderr(
+            "could not check: config.json: permission denied; the verifier cannot read it",
+        )
+        .expect_stderr("model could not be verified: 1 problem");
+}
+
+#[test]
+fn a_signature_that_is_a_folder_and_a_model_that_is_a_fifo_are_exit_2() {
+    let (model, out, keys) = signed_model();
+    let k = keys.public.to_str().unwrap();
+    modelgate([
+        "verify",
+        model.path().to_str().unwrap(),
+        "--signature",
+        out.path().to_str().unwrap(),
+        "--key",
+        k,
+    ])
+    .expect_code(2)
+    .expect_stderr("could not check: cannot read signature");
+    let fifo = out.path().join("fifo");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    modelgate([
+        "verify",
+        fifo.to_str().unwrap(),
+        "--signature",
+        out.path().join("m.sig").to_str().unwrap(),
+        "--key",
+        k,
+    ])
+    .expect_code(2)
+    .expect_stderr("is neither a folder nor a regular file");
+}
+
+fn nix_is_root() -> bool {
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false)
 }

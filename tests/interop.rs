@@ -329,28 +329,12 @@ fn signatures_released_by_the_reference_verify() {
     // fixtures/oms-released: made by model_signing v1.1.0 (see its SOURCE.md)
     let dir = repo("fixtures/oms-released/v1.1.0-elliptic-key");
     let key = repo("fixtures/oms-released/keys/signing-key-pub.pem");
-    modelgate([
-        "verify".as_ref(),
-        dir.as_os_str(),
-        "--signature".as_ref(),
-        dir.join("model.sig").as_os_str(),
-        "--key".as_ref(),
-        key.as_os_str(),
-    ])
-    .expect_code(0);
+    verify(&dir, dir.join("model.sig"), key).expect_code(0);
     // the repo's own fixture, signed by the reference's CLI
     let tiny = repo("fixtures/tiny-model");
     let tiny_sig = repo("fixtures/tiny-model.sig");
     let tiny_key = repo("fixtures/keys/test-signer.pub.pem");
-    modelgate([
-        "verify".as_ref(),
-        tiny.as_os_str(),
-        "--signature".as_ref(),
-        tiny_sig.as_os_str(),
-        "--key".as_ref(),
-        tiny_key.as_os_str(),
-    ])
-    .expect_code(0);
+    verify(tiny, tiny_sig, tiny_key).expect_code(0);
 }
 
 fn base64_decode(s: &str) -> Vec<u8> {

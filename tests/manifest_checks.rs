@@ -76,14 +76,7 @@ impl Fixture {
     fn verify_bundle(&self, bundle: &Value) -> Run {
         let sig = self.dir.path().join("m.sig");
         std::fs::write(&sig, serde_json::to_vec(bundle).unwrap()).unwrap();
-        modelgate([
-            "verify".as_ref(),
-            self.model.path().as_os_str(),
-            "--signature".as_ref(),
-            sig.as_os_str(),
-            "--key".as_ref(),
-            self.keys.public.as_os_str(),
-        ])
+        verify(self.model.path(), sig, &self.keys.public)
     }
 
     fn verify_statement(&self, statement: &Value) -> Run {
@@ -235,16 +228,9 @@ fn legacy_key_material_and_absent_keyid_are_accepted() {
     // the trust still comes from --key alone: another key fails
     let other = keypair("P-256");
     let sig = f.dir.path().join("m.sig");
-    modelgate([
-        "verify".as_ref(),
-        f.model.path().as_os_str(),
-        "--signature".as_ref(),
-        sig.as_os_str(),
-        "--key".as_ref(),
-        other.public.as_os_str(),
-    ])
-    .expect_code(1)
-    .expect_stderr("the DSSE signature does not verify");
+    verify(f.model.path(), sig, &other.public)
+        .expect_code(1)
+        .expect_stderr("the DSSE signature does not verify");
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! run the reference implementation, make keys and model folders.
 #![allow(dead_code)] // each test binary uses its own subset
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -63,6 +63,27 @@ where
         .env_remove("MODELGATE_LOG"))
 }
 
+/// The arguments of `modelgate verify MODEL --signature SIG --key KEY`.
+pub fn verify_args(
+    model: impl AsRef<Path>,
+    sig: impl AsRef<Path>,
+    key: impl AsRef<Path>,
+) -> Vec<OsString> {
+    vec![
+        "verify".into(),
+        model.as_ref().into(),
+        "--signature".into(),
+        sig.as_ref().into(),
+        "--key".into(),
+        key.as_ref().into(),
+    ]
+}
+
+/// Runs `modelgate verify MODEL --signature SIG --key KEY`.
+pub fn verify(model: impl AsRef<Path>, sig: impl AsRef<Path>, key: impl AsRef<Path>) -> Run {
+    modelgate(verify_args(model, sig, key))
+}
+
 /// Runs the modelgate binary with extra environment variables.
 pub fn modelgate_env<I, S>(env: &[(&str, &str)], args: I) -> Run
 where
@@ -75,6 +96,17 @@ where
         cmd.env(k, v);
     }
     run(&mut cmd)
+}
+
+/// Runs `program` as the unprivileged user `nobody` (for permission tests,
+/// when the suite runs as root), with text logs.
+pub fn run_as_nobody(program: &str, args: &[OsString]) -> Run {
+    run(Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(program)
+        .args(args)
+        .env("MODELGATE_LOG_FORMAT", "text")
+        .env_remove("MODELGATE_LOG"))
 }
 
 /// The venv holding the reference implementation (scripts/test.sh makes it).
