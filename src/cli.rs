@@ -17,6 +17,7 @@ use crate::hashing::{self, HashAlgorithm};
 use crate::logging::{self, LogFormat};
 use crate::manifest::{Method, normalize_relative};
 use crate::measurement::Measurement;
+use crate::model_dir;
 use crate::trust::{PrivateKey, PublicKey};
 use crate::verify::{self, Request};
 use crate::{Error, MAX_KEY_BYTES, read_bounded, write_atomic};
@@ -168,7 +169,7 @@ fn attest_cmd(args: &AttestArgs, workers: usize, progress: &Progress) -> Result<
     let progress_fn = |n| progress.inc(n);
     let mut opts = hash_options(&args.model, &args.hashing, workers, &progress_fn)?;
     opts.ignore_paths
-        .extend(verify::signature_inside(&args.model, &args.signature));
+        .extend(model_dir::relative_inside(&args.model, &args.signature));
     let manifest = attest::hash_model(&opts)?;
     let bundle = attest::sign(&manifest, &key);
     write_atomic(&args.signature, &bundle, 0o644).map_err(|source| Error::Write {

@@ -336,3 +336,17 @@ fn file_kind(stat: &FileStat) -> Kind {
         _ => Kind::Entry(EntryKind::Special("of an unknown file type")),
     }
 }
+
+/// `path`'s location relative to the model root when it lies inside the model
+/// (after resolving both), e.g. a signature kept next to the weights: it is
+/// never part of what it signs. `path` itself need not exist yet.
+pub fn relative_inside(model: &Path, path: &Path) -> Option<String> {
+    let model = std::fs::canonicalize(model).ok()?;
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let full: PathBuf = std::fs::canonicalize(parent).ok()?.join(path.file_name()?);
+    let rel = full.strip_prefix(&model).ok()?;
+    rel.to_str().map(str::to_string).filter(|s| !s.is_empty())
+}

@@ -8,14 +8,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use subtle::ConstantTimeEq;
 
 use crate::bundle::{self, Bundle};
 use crate::hashing;
 use crate::manifest::{IgnoreRules, Manifest, Method, ResourceKey};
-use crate::model_dir::{EntryKind, ModelRoot};
+use crate::model_dir::{self, EntryKind, ModelRoot};
 use crate::resources::{self, HashTask};
 use crate::trust::{Curve, PublicKey};
 use crate::{MAX_SIGNATURE_BYTES, read_bounded};
@@ -271,7 +271,7 @@ pub fn verify(req: &Request<'_>) -> Result<Verified, Rejection> {
             Ok(root) => {
                 let mut ignores: Vec<String> = manifest.serialization.ignore_paths.clone();
                 ignores.extend(req.extra_ignores.iter().cloned());
-                ignores.extend(signature_inside(req.model, req.signature));
+                ignores.extend(model_dir::relative_inside(req.model, req.signature));
                 let rules = IgnoreRules::new(&ignores);
                 evidence.ignored = rules.to_sorted_vec();
                 let (problems, unsigned) = compare(req, &root, &rules, &manifest);
@@ -471,19 +471,4 @@ fn compare(
     }
     problems.sort_by(|a, b| a.path().cmp(&b.path()));
     (problems, unsigned)
-}
-
-/// The signature file's path relative to the model root, when it lies inside
-/// the model: it is never part of what it signs.
-pub fn signature_inside(model: &Path, signature: &Path) -> Option<String> {
-    let model = std::fs::canonicalize(model).ok()?;
-    let parent = signature
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let sig: PathBuf = std::fs::canonicalize(parent)
-        .ok()?
-        .join(signature.file_name()?);
-    let rel = sig.strip_prefix(&model).ok()?;
-    rel.to_str().map(str::to_string).filter(|s| !s.is_empty())
 }

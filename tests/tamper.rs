@@ -227,6 +227,15 @@ fn fifo_in_place_of_a_file_is_rejected_without_hanging() {
 }
 
 #[test]
+fn sockets_are_never_part_of_a_model() {
+    let s = Signed::new(&[]);
+    let _listener = std::os::unix::net::UnixListener::bind(s.file("nested/agent.sock")).unwrap();
+    s.verify()
+        .expect_code(1)
+        .expect_stderr("nested/agent.sock: is a socket; only regular files can be part of a model");
+}
+
+#[test]
 fn signature_for_another_model_is_rejected() {
     let s = Signed::new(&[]);
     let other = Signed::new(&[]);
