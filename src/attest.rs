@@ -13,7 +13,7 @@ use crate::hashing::HashAlgorithm;
 use crate::manifest::{DEFAULT_IGNORES, IgnoreRules, Manifest, Method, ResourceKey, Serialization};
 use crate::model_dir::{EntryKind, ModelRoot};
 use crate::resources::{self, HashTask};
-use crate::trust::PrivateKey;
+use crate::trust::{Certificate, PrivateKey};
 
 /// How to hash a model.
 pub struct HashOptions<'a> {
@@ -89,12 +89,36 @@ pub fn hash_model(opts: &HashOptions<'_>) -> Result<Manifest, Error> {
     Ok(Manifest::new(root.name(), serialization, signed))
 }
 
-/// Signs a manifest with `key` and returns the bundle's JSON text.
-pub fn sign(manifest: &Manifest, key: &PrivateKey) -> Vec<u8> {
+/// Signs a manifest with `key` and returns the bundle's JSON text. With a
+/// certificate chain (signing certificate first) the bundle carries the
+/// chain (the certificate method); otherwise the key's hint (the key method).
+pub fn sign(
+    manifest: &Manifest,
+    key: &PrivateKey,
+    chain: Option<&[Certificate]>,
+) -> Result<Vec<u8>, Error> {
     let payload = manifest.to_statement();
     let signature = key.sign(&bundle::pae(bundle::IN_TOTO_PAYLOAD_TYPE, &payload));
-    let bundle = Bundle::for_key(key.public_key().fingerprint(), &payload, &signature);
+    let bundle = match chain {
+        None => Bundle::for_key(key.public_key().fingerprint(), &payload, &signature),
+        Some(chain) => {
+            let leaf = chain
+                .first()
+                .ok_or_else(|| Error::Usage("no signing certificate given".into()))?;
+            let leaf_key = leaf
+                .signing_key()
+                .map_err(|e| Error::Usage(e.to_string()))?;
+            if leaf_key.fingerprint() != key.public_key().fingerprint() {
+                return Err(Error::Usage(format!(
+                    "the signing certificate {} is not for this private key; pass the certificate issued for --key",
+                    leaf.subject()
+                )));
+            }
+            let ders: Vec<Vec<u8>> = chain.iter().map(|c| c.der().to_vec()).collect();
+            Bundle::for_certificates(&ders, &payload, &signature)
+        }
+    };
     let mut json = serde_json::to_vec_pretty(&bundle).unwrap_or_default();
     json.push(b'\n');
-    json
+    Ok(json)
 }

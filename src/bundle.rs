@@ -46,7 +46,7 @@ pub struct VerificationMaterial {
     pub public_key: Option<PublicKeyIdentifier>,
     /// A certificate chain, leaf first (certificate method).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub x509_certificate_chain: Option<Value>,
+    pub x509_certificate_chain: Option<CertificateChain>,
     /// A single leaf certificate (Sigstore keyless, bundle v0.3).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub certificate: Option<Value>,
@@ -69,6 +69,21 @@ pub struct PublicKeyIdentifier {
     /// comes from the key the verifier is given, never from the bundle.
     #[serde(default, skip_serializing)]
     pub raw_bytes: Option<Value>,
+}
+
+/// `verificationMaterial.x509CertificateChain`.
+#[derive(Debug, Deserialize, Serialize)]
+pub struct CertificateChain {
+    /// Leaf first, then the intermediates (and possibly the root).
+    pub certificates: Vec<X509Certificate>,
+}
+
+/// One certificate of a chain.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct X509Certificate {
+    /// Base64 of the DER encoding.
+    pub raw_bytes: String,
 }
 
 /// A DSSE envelope.
@@ -150,20 +165,60 @@ impl Bundle {
         })
     }
 
+    /// The certificate chain's DER certificates, leaf first, if the bundle
+    /// has one (the certificate method).
+    pub fn certificate_chain(&self) -> Result<Option<Vec<Vec<u8>>>, BundleError> {
+        let Some(chain) = &self.verification_material.x509_certificate_chain else {
+            return Ok(None);
+        };
+        chain
+            .certificates
+            .iter()
+            .map(|c| {
+                decode_base64(&c.raw_bytes).ok_or_else(|| {
+                    BundleError::Malformed("a chain certificate is not base64".into())
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
     /// A key-signed bundle as the reference writes it.
     pub fn for_key(hint: String, payload: &[u8], signature: &[u8]) -> Self {
+        let material = VerificationMaterial {
+            public_key: Some(PublicKeyIdentifier {
+                hint: Some(hint),
+                raw_bytes: None,
+            }),
+            ..VerificationMaterial::empty()
+        };
+        Self::with_material(material, payload, signature)
+    }
+
+    /// A certificate-signed bundle as the reference writes it: the signing
+    /// certificate, then the rest of the chain, as DER.
+    pub fn for_certificates(chain: &[Vec<u8>], payload: &[u8], signature: &[u8]) -> Self {
+        let certificates = chain
+            .iter()
+            .map(|der| X509Certificate {
+                raw_bytes: STANDARD.encode(der),
+            })
+            .collect();
+        let material = VerificationMaterial {
+            x509_certificate_chain: Some(CertificateChain { certificates }),
+            ..VerificationMaterial::empty()
+        };
+        Self::with_material(material, payload, signature)
+    }
+
+    fn with_material(
+        verification_material: VerificationMaterial,
+        payload: &[u8],
+        signature: &[u8],
+    ) -> Self {
         Self {
             media_type: BUNDLE_MEDIA_TYPE_V03.into(),
-            verification_material: VerificationMaterial {
-                public_key: Some(PublicKeyIdentifier {
-                    hint: Some(hint),
-                    raw_bytes: None,
-                }),
-                x509_certificate_chain: None,
-                certificate: None,
-                tlog_entries: Vec::new(),
-                timestamp_verification_data: None,
-            },
+            verification_material,
             dsse_envelope: Some(Envelope {
                 payload: STANDARD.encode(payload),
                 payload_type: IN_TOTO_PAYLOAD_TYPE.into(),
@@ -173,6 +228,18 @@ impl Bundle {
                 }],
             }),
             message_signature: None,
+        }
+    }
+}
+
+impl VerificationMaterial {
+    fn empty() -> Self {
+        Self {
+            public_key: None,
+            x509_certificate_chain: None,
+            certificate: None,
+            tlog_entries: Vec::new(),
+            timestamp_verification_data: None,
         }
     }
 }

@@ -18,7 +18,7 @@ use crate::logging::{self, LogFormat};
 use crate::manifest::{Method, normalize_relative};
 use crate::measurement::Measurement;
 use crate::model_dir;
-use crate::trust::{PrivateKey, PublicKey};
+use crate::trust::{Certificate, PrivateKey, PublicKey, TrustedMaterial};
 use crate::verify::{self, Request};
 use crate::{Error, MAX_KEY_BYTES, read_bounded, write_atomic};
 
@@ -92,6 +92,18 @@ pub struct AttestArgs {
     /// EC private key (P-256/384/521, SEC1 or PKCS#8 PEM).
     #[arg(long)]
     pub key: PathBuf,
+    /// Sign with the certificate method: the signing certificate (PEM) for
+    /// the key, written into the bundle.
+    #[arg(long, value_name = "LEAF.pem")]
+    pub certificate: Option<PathBuf>,
+    /// Certificates that complete the chain (intermediates, root), written
+    /// after the signing certificate; repeatable.
+    #[arg(
+        long = "certificate-chain",
+        value_name = "CHAIN.pem",
+        requires = "certificate"
+    )]
+    pub certificate_chain: Vec<PathBuf>,
     /// Where to write the signature bundle.
     #[arg(long)]
     pub signature: PathBuf,
@@ -109,8 +121,20 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub signature: PathBuf,
     /// The signer's EC public key (PEM); repeat to trust any of several.
-    #[arg(long, required = true)]
+    #[arg(long, required_unless_present = "certificate_chain")]
     pub key: Vec<PathBuf>,
+    /// Trust anchors for the certificate method: root or intermediate CA
+    /// certificates (PEM, one or more per file); repeatable.
+    #[arg(
+        long = "certificate-chain",
+        value_name = "ROOT_OR_INTERMEDIATE.pem",
+        conflicts_with = "key"
+    )]
+    pub certificate_chain: Vec<PathBuf>,
+    /// Accept a signing certificate that has expired, if it was valid when
+    /// issued (the reference's behaviour; by default the leaf must be valid now).
+    #[arg(long, requires = "certificate_chain")]
+    pub allow_expired_certificate: bool,
     /// Another path to leave out, besides those the signature lists; repeatable.
     #[arg(long = "ignore-paths", value_name = "P")]
     pub ignore_paths: Vec<String>,
@@ -170,8 +194,21 @@ fn attest_cmd(args: &AttestArgs, workers: usize, progress: &Progress) -> Result<
     let mut opts = hash_options(&args.model, &args.hashing, workers, &progress_fn)?;
     opts.ignore_paths
         .extend(model_dir::relative_inside(&args.model, &args.signature));
+    let chain = match &args.certificate {
+        None => None,
+        Some(leaf_path) => {
+            let mut chain =
+                load_certificates("signing certificate", std::slice::from_ref(leaf_path))?;
+            chain.truncate(1);
+            chain.extend(load_certificates(
+                "certificate chain",
+                &args.certificate_chain,
+            )?);
+            Some(chain)
+        }
+    };
     let manifest = attest::hash_model(&opts)?;
-    let bundle = attest::sign(&manifest, &key);
+    let bundle = attest::sign(&manifest, &key, chain.as_deref())?;
     write_atomic(&args.signature, &bundle, 0o644).map_err(|source| Error::Write {
         path: args.signature.clone(),
         source,
@@ -199,15 +236,15 @@ fn digest_cmd(args: &DigestArgs, workers: usize, progress: &Progress) -> Result<
 
 /// Verifies a model; writes the measurement whatever the verdict.
 fn verify_cmd(args: &VerifyArgs, workers: usize, progress: &Progress) -> i32 {
-    let prepared = load_keys(&args.key).and_then(|keys| {
+    let prepared = load_trust(args).and_then(|trust| {
         let ignores = args
             .ignore_paths
             .iter()
             .map(|p| model_relative(&args.model, p))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok((keys, ignores))
+        Ok((trust, ignores))
     });
-    let (keys, extra_ignores) = match prepared {
+    let (trust, extra_ignores) = match prepared {
         Ok(v) => v,
         Err(e) => {
             error!(exit_code = EXIT_ERROR, "{e}");
@@ -219,7 +256,7 @@ fn verify_cmd(args: &VerifyArgs, workers: usize, progress: &Progress) -> i32 {
     let request = Request {
         model: &args.model,
         signature: &args.signature,
-        keys: &keys,
+        trust: &trust,
         extra_ignores: &extra_ignores,
         ignore_unsigned_files: args.ignore_unsigned_files,
         workers,
@@ -237,7 +274,7 @@ fn verify_cmd(args: &VerifyArgs, workers: usize, progress: &Progress) -> i32 {
                 model = %args.model.display(),
                 root_digest = %format!("sha256:{}", hex::encode(verified.manifest.root_digest)),
                 resources = verified.manifest.resources.len(),
-                key_fingerprint = %verified.signer.key_fingerprint,
+                signer = %verified.signer.describe(),
                 "verified"
             );
             code
@@ -348,8 +385,17 @@ fn read_pem(what: &'static str, path: &Path) -> Result<String, Error> {
     })
 }
 
-fn load_keys(paths: &[PathBuf]) -> Result<Vec<PublicKey>, Error> {
-    paths
+/// The trusted material `verify` was given: keys, or certificate anchors.
+fn load_trust(args: &VerifyArgs) -> Result<TrustedMaterial, Error> {
+    if !args.certificate_chain.is_empty() {
+        let anchors = load_certificates("certificate chain", &args.certificate_chain)?;
+        return Ok(TrustedMaterial::Certificates {
+            anchors,
+            allow_expired: args.allow_expired_certificate,
+        });
+    }
+    let keys = args
+        .key
         .iter()
         .map(|path| {
             let pem = read_pem("public key", path)?;
@@ -358,7 +404,22 @@ fn load_keys(paths: &[PathBuf]) -> Result<Vec<PublicKey>, Error> {
                 source,
             })
         })
-        .collect()
+        .collect::<Result<_, _>>()?;
+    Ok(TrustedMaterial::Keys(keys))
+}
+
+fn load_certificates(what: &'static str, paths: &[PathBuf]) -> Result<Vec<Certificate>, Error> {
+    let mut out = Vec::new();
+    for path in paths {
+        let pem = read_bounded(what, path, MAX_KEY_BYTES)?;
+        out.extend(
+            Certificate::from_pem_bundle(&pem).map_err(|e| Error::Certificate {
+                path: path.clone(),
+                source: e,
+            })?,
+        );
+    }
+    Ok(out)
 }
 
 /// A byte counter on a terminal, nothing otherwise.

@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod attest;
+pub mod authenticate;
 pub mod bundle;
 pub mod cli;
 pub mod hashing;
@@ -62,6 +63,14 @@ pub enum Error {
         path: PathBuf,
         /// Why it is unusable.
         source: trust::KeyError,
+    },
+    /// A certificate file holds no usable certificate.
+    #[error("certificate {path}: {source}")]
+    Certificate {
+        /// The certificate file.
+        path: PathBuf,
+        /// Why it is unusable.
+        source: trust::ChainError,
     },
     /// The model could not be listed or opened.
     #[error(transparent)]

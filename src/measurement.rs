@@ -33,7 +33,7 @@ pub struct Measurement<'a> {
     model: Model<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     signature: Option<Signature<'a>>,
-    signers: Vec<SignerOut>,
+    signers: Vec<SignerOut<'a>>,
     ignored: &'a [String],
     unsigned_files_tolerated: &'a [String],
     reasons: Vec<Reason<'a>>,
@@ -101,18 +101,61 @@ struct Signature<'a> {
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct SignerOut {
+struct SignerOut<'a> {
+    /// `key` or `certificate`.
     method: &'static str,
-    key_fingerprint: String,
     curve: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_fingerprint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    certificate: Option<CertificateOut<'a>>,
 }
 
-impl From<&Signer> for SignerOut {
-    fn from(s: &Signer) -> Self {
-        Self {
-            method: "key",
-            key_fingerprint: format!("sha256:{}", s.key_fingerprint),
-            curve: s.curve.to_string(),
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CertificateOut<'a> {
+    subject: &'a str,
+    issuer: &'a str,
+    subject_alt_names: &'a [String],
+    serial: &'a str,
+    fingerprint: String,
+    anchor: AnchorOut<'a>,
+}
+
+#[derive(Serialize)]
+struct AnchorOut<'a> {
+    subject: &'a str,
+    fingerprint: String,
+}
+
+impl<'a> From<&'a Signer> for SignerOut<'a> {
+    fn from(s: &'a Signer) -> Self {
+        match s {
+            Signer::Key {
+                key_fingerprint,
+                curve,
+            } => Self {
+                method: "key",
+                curve: curve.to_string(),
+                key_fingerprint: Some(format!("sha256:{key_fingerprint}")),
+                certificate: None,
+            },
+            Signer::Certificate(c) => Self {
+                method: "certificate",
+                curve: c.curve.to_string(),
+                key_fingerprint: None,
+                certificate: Some(CertificateOut {
+                    subject: &c.subject,
+                    issuer: &c.issuer,
+                    subject_alt_names: &c.subject_alt_names,
+                    serial: &c.serial,
+                    fingerprint: format!("sha256:{}", c.fingerprint),
+                    anchor: AnchorOut {
+                        subject: &c.anchor_subject,
+                        fingerprint: format!("sha256:{}", c.anchor_fingerprint),
+                    },
+                }),
+            },
         }
     }
 }

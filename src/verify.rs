@@ -12,12 +12,14 @@ use std::path::Path;
 
 use subtle::ConstantTimeEq;
 
+pub use crate::authenticate::Signer;
+use crate::authenticate::authenticate;
 use crate::bundle::{self, Bundle};
 use crate::hashing;
 use crate::manifest::{IgnoreRules, Manifest, Method, ResourceKey};
 use crate::model_dir::{self, EntryKind, ModelRoot};
 use crate::resources::{self, HashTask};
-use crate::trust::{Curve, PublicKey};
+use crate::trust::TrustedMaterial;
 use crate::{MAX_SIGNATURE_BYTES, read_bounded};
 
 /// What to verify, against what.
@@ -26,8 +28,8 @@ pub struct Request<'a> {
     pub model: &'a Path,
     /// The signature (Sigstore bundle) file.
     pub signature: &'a Path,
-    /// Keys the signature may be made with; one must verify it.
-    pub keys: &'a [PublicKey],
+    /// What the signature must be made with: trusted keys or certificate anchors.
+    pub trust: &'a TrustedMaterial,
     /// More root-relative paths to exclude, besides the signed ones.
     pub extra_ignores: &'a [String],
     /// Tolerate files on disk that the signature does not list.
@@ -36,15 +38,6 @@ pub struct Request<'a> {
     pub workers: usize,
     /// Called with the number of bytes hashed, for a progress bar.
     pub progress: &'a (dyn Fn(u64) + Sync),
-}
-
-/// Who signed, and how that signer was trusted.
-#[derive(Clone, Debug)]
-pub struct Signer {
-    /// Hex SHA-256 of the signer's public key PEM.
-    pub key_fingerprint: String,
-    /// The key's curve.
-    pub curve: Curve,
 }
 
 /// What is known about a verification so far; a measurement records it
@@ -255,7 +248,7 @@ impl Rejection {
     }
 }
 
-/// Verifies `req.model` against `req.signature` signed by one of `req.keys`.
+/// Verifies `req.model` against `req.signature`, signed as `req.trust` requires.
 pub fn verify(req: &Request<'_>) -> Result<Verified, Rejection> {
     let mut evidence = Evidence::default();
     let (manifest, signer) = match check_signature(req, &mut evidence) {
@@ -295,7 +288,7 @@ pub fn verify(req: &Request<'_>) -> Result<Verified, Rejection> {
     })
 }
 
-/// Reads the bundle, checks its signature against the trusted keys, and only
+/// Reads the bundle, checks its signature against the trusted material, and only
 /// then parses the manifest from the exact signed bytes.
 fn check_signature(
     req: &Request<'_>,
@@ -311,31 +304,9 @@ fn check_signature(
     let signed = bundle
         .signed_payload()
         .map_err(|e| Problem::Signature(e.to_string()))?;
-    let hint: Option<String> = bundle
-        .verification_material
-        .public_key
-        .and_then(|k| k.hint)
-        .filter(|h| !h.is_empty());
-    let hint = hint.as_deref();
     let pae = bundle::pae(&signed.payload_type, &signed.payload);
-    let key = req
-        .keys
-        .iter()
-        .filter(|k| hint.is_none_or(|h| bool::from(h.as_bytes().ct_eq(k.fingerprint().as_bytes()))))
-        .find(|k| k.verify(&pae, &signed.signature))
-        .ok_or_else(|| {
-            let given: Vec<String> = req.keys.iter().map(PublicKey::fingerprint).collect();
-            Problem::Signature(match hint {
-                Some(h) if !given.iter().any(|g| g == h) => format!(
-                    "it was made by the key with fingerprint {h}, but the trusted key is {}; verify with the signer's public key",
-                    given.join(", ")
-                ),
-                _ => format!(
-                    "the DSSE signature does not verify with the trusted key {}; the signature or its payload was altered, or another key signed it",
-                    given.join(", ")
-                ),
-            })
-        })?;
+    let signer = authenticate(req.trust, &bundle, &signed, &pae).map_err(Problem::Signature)?;
+    drop(bundle);
     drop(pae);
     if signed.payload_type != bundle::IN_TOTO_PAYLOAD_TYPE {
         return Err(Problem::Signature(format!(
@@ -346,13 +317,7 @@ fn check_signature(
     }
     let manifest =
         Manifest::from_statement(&signed.payload).map_err(|e| Problem::Signature(e.to_string()))?;
-    Ok((
-        manifest,
-        Signer {
-            key_fingerprint: key.fingerprint(),
-            curve: key.curve(),
-        },
-    ))
+    Ok((manifest, signer))
 }
 
 /// Compares the model on disk with the manifest. Returns every problem and

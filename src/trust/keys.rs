@@ -1,5 +1,5 @@
-//! Trusted key material: ECDSA public keys for verifying, private keys for
-//! signing, on the curves the format allows (P-256, P-384, P-521).
+//! ECDSA public keys for verifying, private keys for signing, on the curves
+//! the format allows (P-256, P-384, P-521).
 //!
 //! The hash that goes with each curve is fixed by the format (and matches the
 //! reference): P-256 with SHA-256, P-384 with SHA-384, P-521 with SHA-512.
@@ -83,6 +83,24 @@ impl PublicKey {
         }
         Err(KeyError::Unsupported(
             "not a PEM SubjectPublicKeyInfo EC key on P-256, P-384 or P-521".into(),
+        ))
+    }
+
+    /// Parses a DER SubjectPublicKeyInfo (from a certificate).
+    pub fn from_spki_der(der: &[u8]) -> Result<Self, KeyError> {
+        if let Ok(k) = p256::PublicKey::from_public_key_der(der) {
+            return Ok(Self::P256(k.into()));
+        }
+        if let Ok(k) = p384::PublicKey::from_public_key_der(der) {
+            return Ok(Self::P384(k.into()));
+        }
+        if let Ok(k) = p521::PublicKey::from_public_key_der(der) {
+            let key = p521::ecdsa::VerifyingKey::from_affine(*k.as_affine())
+                .map_err(|e| KeyError::Unsupported(format!("invalid P-521 public key: {e}")))?;
+            return Ok(Self::P521(key));
+        }
+        Err(KeyError::Unsupported(
+            "the key is not an EC key on P-256, P-384 or P-521".into(),
         ))
     }
 
