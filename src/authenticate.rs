@@ -10,6 +10,7 @@ use std::time::SystemTime;
 use subtle::ConstantTimeEq;
 
 use crate::bundle::{Bundle, BundleError, SignedPayload};
+use crate::trust::sigstore::Keyless;
 use crate::trust::{Certificate, Curve, PublicKey, TrustedMaterial, chain};
 
 /// Who signed, and how that signer was trusted.
@@ -24,6 +25,26 @@ pub enum Signer {
     },
     /// A signing certificate that chained to a trusted anchor.
     Certificate(CertificateSigner),
+    /// A Sigstore keyless signer: a Fulcio certificate for an identity,
+    /// logged in Rekor.
+    Sigstore(SigstoreSigner),
+}
+
+/// The identity of a keyless signer and the log entry that vouches for it.
+#[derive(Clone, Debug)]
+pub struct SigstoreSigner {
+    /// The certificate's subject alternative name (email, URI).
+    pub identity: String,
+    /// The OIDC issuer from the certificate's Fulcio extension.
+    pub issuer: String,
+    /// Hex SHA-256 of the signing certificate's DER, when the bundle has one.
+    pub certificate_fingerprint: Option<String>,
+    /// Rekor log index of the entry.
+    pub log_index: Option<i64>,
+    /// When the log integrated the entry (RFC 3339), if it says.
+    pub integrated_time: Option<String>,
+    /// Signing times established by verified timestamps (RFC 3339).
+    pub verified_timestamps: Vec<String>,
 }
 
 impl Signer {
@@ -36,6 +57,13 @@ impl Signer {
             Self::Certificate(c) => format!(
                 "certificate {} (chained to {})",
                 c.subject, c.anchor_subject
+            ),
+            Self::Sigstore(k) => format!(
+                "sigstore {} from {} (rekor log index {})",
+                k.identity,
+                k.issuer,
+                k.log_index
+                    .map_or_else(|| "unknown".into(), |i| i.to_string())
             ),
         }
     }
@@ -63,13 +91,17 @@ pub struct CertificateSigner {
 }
 
 /// Checks the signature of `signed` (whose PAE is `pae`) against `trust`.
+/// `bundle_json` is the bundle file's text, which the Sigstore verifier
+/// parses for itself.
 pub fn authenticate(
     trust: &TrustedMaterial,
+    bundle_json: &[u8],
     bundle: &Bundle,
     signed: &SignedPayload,
     pae: &[u8],
 ) -> Result<Signer, String> {
     match trust {
+        TrustedMaterial::Sigstore(keyless) => by_sigstore(keyless, bundle_json, bundle, signed),
         TrustedMaterial::Keys(keys) => by_key(keys, bundle, pae, &signed.signature),
         TrustedMaterial::Certificates {
             anchors,
@@ -164,4 +196,79 @@ fn by_certificate(
         anchor_subject: validated.anchor.subject(),
         anchor_fingerprint: validated.anchor.fingerprint(),
     }))
+}
+
+/// Verifies a keyless bundle with sigstore-verify (Fulcio chain to the
+/// trusted root, SCT, transparency-log inclusion proof and checkpoint or
+/// signed entry timestamp, RFC 3161 timestamps, certificate validity at the
+/// signing time, entry consistency with the bundle, and the DSSE signature),
+/// then requires the identity and issuer.
+fn by_sigstore(
+    keyless: &Keyless,
+    bundle_json: &[u8],
+    bundle: &Bundle,
+    signed: &SignedPayload,
+) -> Result<Signer, String> {
+    use sigstore_verify::{VerificationPolicy, Verifier};
+    let text =
+        std::str::from_utf8(bundle_json).map_err(|_| "the bundle is not UTF-8 JSON".to_string())?;
+    let parsed = sigstore_types::Bundle::from_json(text)
+        .map_err(|e| format!("not a valid Sigstore bundle: {e}"))?;
+    // The verifier checks that the artifact digest is a subject of the signed
+    // statement; the model's root digest is that subject. It is read here from
+    // the payload before the signature is checked, and is only trusted once
+    // verify() below has checked the signature over the whole payload.
+    let subject = subject_digest(&signed.payload)?;
+    let digest = sigstore_types::Sha256Hash::from_hex(&subject)
+        .map_err(|e| format!("subject digest: {e}"))?;
+    let verifier = Verifier::new(&keyless.root).map_err(|e| format!("trusted root: {e}"))?;
+    let result = verifier
+        .verify(digest, &parsed, &VerificationPolicy::any_identity())
+        .map_err(|e| format!("Sigstore verification failed: {e}"))?;
+    let (identity, issuer) =
+        crate::verify_bundle::check_identity(&result, &keyless.identity, &keyless.issuer)?;
+    let entry = bundle.verification_material.tlog_entries.first();
+    Ok(Signer::Sigstore(SigstoreSigner {
+        identity,
+        issuer,
+        certificate_fingerprint: bundle
+            .leaf_certificate()
+            .map(|der| hex::encode(crate::hashing::sha256(&der))),
+        log_index: entry.and_then(|e| e.get("logIndex")).and_then(|v| {
+            v.as_str()
+                .and_then(|s| s.parse().ok())
+                .or_else(|| v.as_i64())
+        }),
+        integrated_time: result.integrated_time().map(|t| t.to_string()),
+        verified_timestamps: result
+            .verified_timestamps()
+            .iter()
+            .map(|t| t.to_string())
+            .collect(),
+    }))
+}
+
+/// The statement's one sha256 subject digest, from the (not yet trusted) payload.
+fn subject_digest(payload: &[u8]) -> Result<String, String> {
+    #[derive(serde::Deserialize)]
+    struct Statement {
+        subject: Vec<Subject>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Subject {
+        digest: std::collections::BTreeMap<String, String>,
+    }
+    let statement: Statement = serde_json::from_slice(payload)
+        .map_err(|e| format!("the signed payload is not an in-toto statement: {e}"))?;
+    match statement.subject.as_slice() {
+        [one] => one
+            .digest
+            .get("sha256")
+            .cloned()
+            .ok_or_else(|| "the statement's subject has no sha256 digest".into()),
+        other => Err(format!(
+            "expected exactly one subject, found {}",
+            other.len()
+        )),
+    }
 }

@@ -183,6 +183,25 @@ impl Bundle {
             .map(Some)
     }
 
+    /// The DER of the signing certificate: the v0.3 `certificate`, or the
+    /// first of an `x509CertificateChain`.
+    pub fn leaf_certificate(&self) -> Option<Vec<u8>> {
+        let m = &self.verification_material;
+        let raw = m
+            .certificate
+            .as_ref()
+            .and_then(|c| c.get("rawBytes"))
+            .and_then(Value::as_str)
+            .or_else(|| {
+                m.x509_certificate_chain
+                    .as_ref()?
+                    .certificates
+                    .first()
+                    .map(|c| c.raw_bytes.as_str())
+            })?;
+        decode_base64(raw)
+    }
+
     /// A key-signed bundle as the reference writes it.
     pub fn for_key(hint: String, payload: &[u8], signature: &[u8]) -> Self {
         let material = VerificationMaterial {

@@ -18,7 +18,8 @@ use crate::logging::{self, LogFormat};
 use crate::manifest::{Method, normalize_relative};
 use crate::measurement::Measurement;
 use crate::model_dir;
-use crate::trust::{Certificate, PrivateKey, PublicKey, TrustedMaterial};
+use crate::trust::sigstore::{Keyless, Matcher};
+use crate::trust::{self, Certificate, PrivateKey, PublicKey, TrustedMaterial};
 use crate::verify::{self, Request};
 use crate::{Error, MAX_KEY_BYTES, read_bounded, write_atomic};
 
@@ -65,6 +66,91 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Print the model's root digest (sha256:<hex>) as a signer computes it.
     Digest(DigestArgs),
+    /// Verify one Sigstore bundle over a file or sha256:<hex> digest
+    /// (Sigstore's conformance protocol).
+    VerifyBundle(VerifyBundleArgs),
+}
+
+/// Sigstore keyless trust: who must have signed, and the trusted root.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("identity").args(["certificate_identity", "certificate_identity_regexp"]).requires("issuer")))]
+#[command(group(clap::ArgGroup::new("issuer").args(["certificate_oidc_issuer", "certificate_oidc_issuer_regexp"]).requires("identity")))]
+pub struct KeylessArgs {
+    /// Keyless: the signer's identity (certificate SAN: email or URI), exactly.
+    #[arg(long, value_name = "ID")]
+    pub certificate_identity: Option<String>,
+    /// Keyless: a regular expression the whole identity must match.
+    #[arg(long, value_name = "RE")]
+    pub certificate_identity_regexp: Option<String>,
+    /// Keyless: the OIDC issuer that authenticated the signer, exactly.
+    #[arg(long, value_name = "URL")]
+    pub certificate_oidc_issuer: Option<String>,
+    /// Keyless: a regular expression the whole OIDC issuer must match.
+    #[arg(long, value_name = "RE")]
+    pub certificate_oidc_issuer_regexp: Option<String>,
+    /// Sigstore trusted root (trusted_root.json) instead of the embedded
+    /// public-good production root.
+    #[arg(long, value_name = "trusted_root.json", requires = "identity")]
+    pub trusted_root: Option<PathBuf>,
+}
+
+impl KeylessArgs {
+    fn given(&self) -> bool {
+        self.certificate_identity.is_some() || self.certificate_identity_regexp.is_some()
+    }
+
+    fn matchers(&self) -> Result<(Matcher, Matcher), Error> {
+        let pick = |exact: &Option<String>, re: &Option<String>| match (exact, re) {
+            (Some(e), _) => Ok(Matcher::Exact(e.clone())),
+            (None, Some(r)) => Matcher::regex(r).map_err(|e| Error::Usage(e.to_string())),
+            (None, None) => Err(Error::Usage(
+                "keyless verification needs an identity and an OIDC issuer".into(),
+            )),
+        };
+        Ok((
+            pick(
+                &self.certificate_identity,
+                &self.certificate_identity_regexp,
+            )?,
+            pick(
+                &self.certificate_oidc_issuer,
+                &self.certificate_oidc_issuer_regexp,
+            )?,
+        ))
+    }
+
+    fn root(&self) -> Result<sigstore_trust_root::TrustedRoot, Error> {
+        let json = match &self.trusted_root {
+            Some(path) => Some(
+                String::from_utf8(read_bounded("trusted root", path, MAX_KEY_BYTES)?)
+                    .map_err(|_| Error::Usage(format!("{}: not UTF-8 JSON", path.display())))?,
+            ),
+            None => None,
+        };
+        trust::sigstore::trusted_root(json.as_deref()).map_err(|e| Error::Usage(e.to_string()))
+    }
+}
+
+/// `modelgate verify-bundle`.
+#[derive(Debug, Args)]
+pub struct VerifyBundleArgs {
+    /// The Sigstore bundle.
+    #[arg(long)]
+    pub bundle: PathBuf,
+    /// A managed key (PEM) instead of a keyless identity.
+    #[arg(
+        long,
+        required_unless_present = "identity",
+        conflicts_with = "identity"
+    )]
+    pub key: Option<PathBuf>,
+    /// Keyless trust.
+    #[command(flatten)]
+    pub keyless: KeylessArgs,
+    /// The signed file, or its digest as sha256:<hex>. For a DSSE bundle,
+    /// a subject of the in-toto statement.
+    #[arg(value_name = "FILE_OR_DIGEST")]
+    pub artifact: String,
 }
 
 /// How the model is hashed (shared by `attest` and `digest`).
@@ -121,7 +207,7 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub signature: PathBuf,
     /// The signer's EC public key (PEM); repeat to trust any of several.
-    #[arg(long, required_unless_present = "certificate_chain")]
+    #[arg(long, required_unless_present_any = ["certificate_chain", "identity"], conflicts_with = "identity")]
     pub key: Vec<PathBuf>,
     /// Trust anchors for the certificate method: root or intermediate CA
     /// certificates (PEM, one or more per file); repeatable.
@@ -135,6 +221,9 @@ pub struct VerifyArgs {
     /// issued (the reference's behaviour; by default the leaf must be valid now).
     #[arg(long, requires = "certificate_chain")]
     pub allow_expired_certificate: bool,
+    /// Sigstore keyless trust.
+    #[command(flatten)]
+    pub keyless: KeylessArgs,
     /// Another path to leave out, besides those the signature lists; repeatable.
     #[arg(long = "ignore-paths", value_name = "P")]
     pub ignore_paths: Vec<String>,
@@ -168,6 +257,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Attest(args) => report(attest_cmd(args, workers, &progress)),
         Command::Digest(args) => report(digest_cmd(args, workers, &progress)),
         Command::Verify(args) => verify_cmd(args, workers, &progress),
+        Command::VerifyBundle(args) => verify_bundle_cmd(args),
     };
     progress.finish();
     code
@@ -295,6 +385,59 @@ fn verify_cmd(args: &VerifyArgs, workers: usize, progress: &Progress) -> i32 {
     }
 }
 
+/// Verifies one Sigstore bundle over a file or digest: 0 verified, 1
+/// rejected, 2 unusable input.
+fn verify_bundle_cmd(args: &VerifyBundleArgs) -> i32 {
+    use crate::verify_bundle::{Artifact, BundleCheckError, Signer, verify_bundle};
+    let run = || -> Result<String, BundleCheckError> {
+        let unusable = |e: Error| BundleCheckError::Unusable(e.to_string());
+        let bundle = String::from_utf8(
+            read_bounded("bundle", &args.bundle, crate::MAX_SIGNATURE_BYTES).map_err(unusable)?,
+        )
+        .map_err(|_| BundleCheckError::Rejected("the bundle is not UTF-8 JSON".into()))?;
+        let artifact = Artifact::parse(&args.artifact).map_err(BundleCheckError::Unusable)?;
+        let root = args.keyless.root().map_err(unusable)?;
+        match &args.key {
+            Some(path) => {
+                let pem = read_pem("public key", path).map_err(unusable)?;
+                verify_bundle(&bundle, &artifact, &Signer::Key(&pem), &root)?;
+                Ok(format!("key {}", path.display()))
+            }
+            None => {
+                let (identity, issuer) = args.keyless.matchers().map_err(unusable)?;
+                let result = verify_bundle(
+                    &bundle,
+                    &artifact,
+                    &Signer::Identity {
+                        identity: &identity,
+                        issuer: &issuer,
+                    },
+                    &root,
+                )?;
+                Ok(result
+                    .identity()
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_default())
+            }
+        }
+    };
+    match run() {
+        Ok(signer) => {
+            info!(bundle = %args.bundle.display(), artifact = %args.artifact, signer = %signer, "verified");
+            EXIT_OK
+        }
+        Err(e) => {
+            let code = if matches!(e, BundleCheckError::Rejected(_)) {
+                EXIT_REJECTED
+            } else {
+                EXIT_ERROR
+            };
+            error!(exit_code = code, bundle = %args.bundle.display(), "{e}");
+            code
+        }
+    }
+}
+
 /// Writes the measurement if one was asked for. A verified model whose
 /// measurement cannot be written is not reported as verified.
 fn record<'a>(args: &VerifyArgs, doc: impl FnOnce() -> Measurement<'a>) -> i32 {
@@ -387,6 +530,15 @@ fn read_pem(what: &'static str, path: &Path) -> Result<String, Error> {
 
 /// The trusted material `verify` was given: keys, or certificate anchors.
 fn load_trust(args: &VerifyArgs) -> Result<TrustedMaterial, Error> {
+    if args.keyless.given() {
+        let (identity, issuer) = args.keyless.matchers()?;
+        let root = args.keyless.root()?;
+        return Ok(TrustedMaterial::Sigstore(Box::new(Keyless {
+            root,
+            identity,
+            issuer,
+        })));
+    }
     if !args.certificate_chain.is_empty() {
         let anchors = load_certificates("certificate chain", &args.certificate_chain)?;
         return Ok(TrustedMaterial::Certificates {

@@ -21,6 +21,7 @@ pub mod model_dir;
 pub mod resources;
 pub mod trust;
 pub mod verify;
+pub mod verify_bundle;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

@@ -102,13 +102,34 @@ struct Signature<'a> {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct SignerOut<'a> {
-    /// `key` or `certificate`.
+    /// `key`, `certificate` or `sigstore`.
     method: &'static str,
-    curve: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    curve: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     key_fingerprint: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     certificate: Option<CertificateOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sigstore: Option<SigstoreOut<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SigstoreOut<'a> {
+    identity: &'a str,
+    issuer: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    certificate_fingerprint: Option<String>,
+    rekor: RekorOut<'a>,
+    verified_timestamps: &'a [String],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RekorOut<'a> {
+    log_index: Option<i64>,
+    integrated_time: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -136,14 +157,35 @@ impl<'a> From<&'a Signer> for SignerOut<'a> {
                 curve,
             } => Self {
                 method: "key",
-                curve: curve.to_string(),
+                curve: Some(curve.to_string()),
                 key_fingerprint: Some(format!("sha256:{key_fingerprint}")),
                 certificate: None,
+                sigstore: None,
+            },
+            Signer::Sigstore(k) => Self {
+                method: "sigstore",
+                curve: None,
+                key_fingerprint: None,
+                certificate: None,
+                sigstore: Some(SigstoreOut {
+                    identity: &k.identity,
+                    issuer: &k.issuer,
+                    certificate_fingerprint: k
+                        .certificate_fingerprint
+                        .as_ref()
+                        .map(|f| format!("sha256:{f}")),
+                    rekor: RekorOut {
+                        log_index: k.log_index,
+                        integrated_time: k.integrated_time.as_deref(),
+                    },
+                    verified_timestamps: &k.verified_timestamps,
+                }),
             },
             Signer::Certificate(c) => Self {
                 method: "certificate",
-                curve: c.curve.to_string(),
+                curve: Some(c.curve.to_string()),
                 key_fingerprint: None,
+                sigstore: None,
                 certificate: Some(CertificateOut {
                     subject: &c.subject,
                     issuer: &c.issuer,

@@ -300,13 +300,13 @@ fn check_signature(
     // Each large buffer (file bytes, bundle, PAE) is dropped as soon as the
     // next form exists: a 10,000-file signature is a few MB in each form.
     let bundle = Bundle::from_json(&bytes).map_err(|e| Problem::Signature(e.to_string()))?;
-    drop(bytes);
     let signed = bundle
         .signed_payload()
         .map_err(|e| Problem::Signature(e.to_string()))?;
     let pae = bundle::pae(&signed.payload_type, &signed.payload);
-    let signer = authenticate(req.trust, &bundle, &signed, &pae).map_err(Problem::Signature)?;
-    drop(bundle);
+    let signer =
+        authenticate(req.trust, &bytes, &bundle, &signed, &pae).map_err(Problem::Signature)?;
+    drop((bytes, bundle));
     drop(pae);
     if signed.payload_type != bundle::IN_TOTO_PAYLOAD_TYPE {
         return Err(Problem::Signature(format!(

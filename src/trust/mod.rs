@@ -4,6 +4,7 @@
 
 pub mod chain;
 pub mod keys;
+pub mod sigstore;
 
 pub use chain::{Certificate, ChainError, ValidatedChain};
 pub use keys::{Curve, KeyError, PrivateKey, PublicKey};
@@ -22,4 +23,7 @@ pub enum TrustedMaterial {
         /// expired leaf as the reference does.
         allow_expired: bool,
     },
+    /// A Sigstore keyless signature: Fulcio certificate, transparency-log
+    /// entry, and the signer identity required.
+    Sigstore(Box<sigstore::Keyless>),
 }

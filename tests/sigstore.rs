@@ -1,0 +1,328 @@
+//! Sigstore keyless verification, offline: the conformance sample through
+//! `verify-bundle`, and models signed keylessly by the reference's releases
+//! through `verify`, against the embedded production trusted root.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+use serde_json::Value;
+
+const BEACON_IDENTITY: &str = "https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/.github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main";
+const BEACON_ISSUER: &str = "https://token.actions.githubusercontent.com";
+const OMS_IDENTITY: &str = "stefanb@us.ibm.com";
+const OMS_ISSUER: &str = "https://sigstore.verify.ibm.com/oauth2";
+
+fn s(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(<sha2::Sha256 as sha2::Digest>::digest(data))
+}
+
+/// Runs one conformance case as the suite drives a client, with the
+/// artifact as a file or as its digest.
+fn run_case(case: &Path, by_digest: bool) -> Run {
+    let base = repo("fixtures/sigstore-conformance");
+    let read = |name: &str| {
+        std::fs::read_to_string(case.join(name))
+            .ok()
+            .map(|t| t.trim().to_string())
+    };
+    let artifact: PathBuf = if case.join("artifact").exists() {
+        case.join("artifact")
+    } else {
+        base.join("a.txt")
+    };
+    let mut args = vec![
+        "verify-bundle".to_string(),
+        "--bundle".into(),
+        s(&case.join("bundle.sigstore.json")),
+    ];
+    if case.join("key.pub").exists() {
+        args.extend(["--key".into(), s(&case.join("key.pub"))]);
+    } else {
+        args.extend([
+            "--certificate-identity".into(),
+            read("identity").unwrap_or(BEACON_IDENTITY.into()),
+        ]);
+        args.extend([
+            "--certificate-oidc-issuer".into(),
+            read("issuer").unwrap_or(BEACON_ISSUER.into()),
+        ]);
+    }
+    if case.join("trusted_root.json").exists() {
+        args.extend(["--trusted-root".into(), s(&case.join("trusted_root.json"))]);
+    }
+    args.push(if by_digest {
+        format!("sha256:{}", sha256_hex(&std::fs::read(&artifact).unwrap()))
+    } else {
+        s(&artifact)
+    });
+    modelgate(args)
+}
+
+#[test]
+fn every_conformance_case_passes_with_the_file_and_with_its_digest() {
+    let base = repo("fixtures/sigstore-conformance");
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(&base)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    cases.sort();
+    assert!(
+        cases.len() >= 8,
+        "the sample has 8 cases, found {}",
+        cases.len()
+    );
+    for case in &cases {
+        let name = case.file_name().unwrap().to_string_lossy().into_owned();
+        for by_digest in [false, true] {
+            let run = run_case(case, by_digest);
+            if name.ends_with("_fail") {
+                assert_ne!(
+                    run.code, 0,
+                    "{name} (digest: {by_digest}) must fail:\n{}",
+                    run.stderr
+                );
+            } else {
+                assert_eq!(
+                    run.code, 0,
+                    "{name} (digest: {by_digest}) must pass:\n{}",
+                    run.stderr
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn verify_bundle_rejects_a_wrong_identity_issuer_or_artifact() {
+    let case = repo("fixtures/sigstore-conformance/happy-path-v0.3");
+    let bundle = s(&case.join("bundle.sigstore.json"));
+    let a = s(&repo("fixtures/sigstore-conformance/a.txt"));
+    modelgate([
+        "verify-bundle",
+        "--bundle",
+        &bundle,
+        "--certificate-identity",
+        "https://example.com/other",
+        "--certificate-oidc-issuer",
+        BEACON_ISSUER,
+        &a,
+    ])
+    .expect_code(1)
+    .expect_stderr("but the trusted identity is \"https://example.com/other\"");
+    modelgate([
+        "verify-bundle",
+        "--bundle",
+        &bundle,
+        "--certificate-identity",
+        BEACON_IDENTITY,
+        "--certificate-oidc-issuer",
+        "https://accounts.google.com",
+        &a,
+    ])
+    .expect_code(1)
+    .expect_stderr(
+        "the certificate's OIDC issuer is \"https://token.actions.githubusercontent.com\"",
+    );
+    let wrong = format!("sha256:{}", "00".repeat(32));
+    modelgate([
+        "verify-bundle",
+        "--bundle",
+        &bundle,
+        "--certificate-identity",
+        BEACON_IDENTITY,
+        "--certificate-oidc-issuer",
+        BEACON_ISSUER,
+        &wrong,
+    ])
+    .expect_code(1)
+    .expect_stderr("Sigstore verification failed");
+    modelgate([
+        "verify-bundle",
+        "--bundle",
+        &bundle,
+        "--certificate-identity",
+        BEACON_IDENTITY,
+        "--certificate-oidc-issuer",
+        BEACON_ISSUER,
+        "sha256:zz",
+    ])
+    .expect_code(2)
+    .expect_stderr("not a SHA-256 digest");
+}
+
+fn oms(version: &str) -> (PathBuf, PathBuf) {
+    let dir = repo(&format!("fixtures/oms-released/{version}-sigstore"));
+    let sig = dir.join("model.sig");
+    (dir, sig)
+}
+
+fn verify_keyless(dir: &Path, sig: &Path, extra: &[&str]) -> Run {
+    let mut args = vec!["verify".to_string(), s(dir), "--signature".into(), s(sig)];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    modelgate(args)
+}
+
+#[test]
+fn models_signed_keylessly_by_reference_releases_verify_offline() {
+    for version in ["v1.0.0", "v1.0.1", "v1.1.0"] {
+        let (dir, sig) = oms(version);
+        let out = tempfile::tempdir().unwrap();
+        let meas = out.path().join("m.json");
+        verify_keyless(
+            &dir,
+            &sig,
+            &[
+                "--certificate-identity",
+                OMS_IDENTITY,
+                "--certificate-oidc-issuer",
+                OMS_ISSUER,
+                "--ignore-paths",
+                "ignore-me",
+                "--measurement",
+                &s(&meas),
+            ],
+        )
+        .expect_code(0)
+        .expect_stderr("signer=sigstore stefanb@us.ibm.com");
+        let doc: Value = serde_json::from_slice(&std::fs::read(&meas).unwrap()).unwrap();
+        let signer = &doc["signers"][0];
+        assert_eq!(signer["method"], "sigstore", "{version}");
+        assert_eq!(signer["sigstore"]["identity"], OMS_IDENTITY);
+        assert_eq!(signer["sigstore"]["issuer"], OMS_ISSUER);
+        assert!(
+            signer["sigstore"]["rekor"]["logIndex"].as_i64().unwrap() > 0,
+            "{version}: {signer}"
+        );
+        assert!(
+            signer["sigstore"]["rekor"]["integratedTime"]
+                .as_str()
+                .unwrap()
+                .starts_with("2025-")
+        );
+    }
+}
+
+#[test]
+fn keyless_identity_issuer_and_root_must_all_match() {
+    let (dir, sig) = oms("v1.1.0");
+    verify_keyless(&dir, &sig, &["--certificate-identity", "eve@us.ibm.com", "--certificate-oidc-issuer", OMS_ISSUER])
+        .expect_code(1)
+        .expect_stderr("the certificate identity is \"stefanb@us.ibm.com\", but the trusted identity is \"eve@us.ibm.com\"");
+    verify_keyless(
+        &dir,
+        &sig,
+        &[
+            "--certificate-identity",
+            OMS_IDENTITY,
+            "--certificate-oidc-issuer",
+            "https://accounts.google.com",
+        ],
+    )
+    .expect_code(1)
+    .expect_stderr("the certificate's OIDC issuer is \"https://sigstore.verify.ibm.com/oauth2\"");
+    // regular expressions match the whole value
+    verify_keyless(
+        &dir,
+        &sig,
+        &[
+            "--certificate-identity-regexp",
+            ".*@us\\.ibm\\.com",
+            "--certificate-oidc-issuer-regexp",
+            "https://sigstore\\.verify\\.ibm\\.com/.*",
+        ],
+    )
+    .expect_code(0);
+    verify_keyless(
+        &dir,
+        &sig,
+        &[
+            "--certificate-identity-regexp",
+            "stefanb",
+            "--certificate-oidc-issuer",
+            OMS_ISSUER,
+        ],
+    )
+    .expect_code(1)
+    .expect_stderr("but the trusted identity is /stefanb/");
+    // a private trusted root does not vouch for the public-good instance
+    let custom = s(&repo(
+        "fixtures/sigstore-conformance/intoto-with-custom-trust-root/trusted_root.json",
+    ));
+    verify_keyless(
+        &dir,
+        &sig,
+        &[
+            "--certificate-identity",
+            OMS_IDENTITY,
+            "--certificate-oidc-issuer",
+            OMS_ISSUER,
+            "--trusted-root",
+            &custom,
+        ],
+    )
+    .expect_code(1)
+    .expect_stderr("Sigstore verification failed");
+    // and a keyless bundle is not a key-signed one
+    let key = s(&repo("fixtures/oms-released/keys/signing-key-pub.pem"));
+    verify_keyless(&dir, &sig, &["--key", &key]).expect_code(1);
+}
+
+#[test]
+fn keyless_flags_need_both_identity_and_issuer_and_exclude_other_trust() {
+    let (dir, sig) = oms("v1.1.0");
+    verify_keyless(&dir, &sig, &["--certificate-identity", OMS_IDENTITY]).expect_code(2);
+    verify_keyless(&dir, &sig, &["--certificate-oidc-issuer", OMS_ISSUER]).expect_code(2);
+    verify_keyless(
+        &dir,
+        &sig,
+        &[
+            "--certificate-identity",
+            OMS_IDENTITY,
+            "--certificate-oidc-issuer",
+            OMS_ISSUER,
+            "--key",
+            "k.pem",
+        ],
+    )
+    .expect_code(2);
+    verify_keyless(
+        &dir,
+        &sig,
+        &[
+            "--certificate-identity-regexp",
+            "(",
+            "--certificate-oidc-issuer",
+            OMS_ISSUER,
+        ],
+    )
+    .expect_code(2)
+    .expect_stderr("invalid regular expression");
+}
+
+#[test]
+fn a_tampered_keyless_model_is_rejected() {
+    let (src, sig) = oms("v1.1.0");
+    let copy = tempfile::tempdir().unwrap();
+    for f in ["signme-1", "signme-2", "ignore-me"] {
+        std::fs::copy(src.join(f), copy.path().join(f)).unwrap();
+    }
+    let args = [
+        "--certificate-identity",
+        OMS_IDENTITY,
+        "--certificate-oidc-issuer",
+        OMS_ISSUER,
+    ];
+    verify_keyless(copy.path(), &sig, &args).expect_code(0);
+    std::fs::write(copy.path().join("signme-1"), "tampered").unwrap();
+    verify_keyless(copy.path(), &sig, &args)
+        .expect_code(1)
+        .expect_stderr("signme-1: modified");
+}
