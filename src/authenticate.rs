@@ -225,8 +225,7 @@ fn by_sigstore(
     let result = verifier
         .verify(digest, &parsed, &VerificationPolicy::any_identity())
         .map_err(|e| format!("Sigstore verification failed: {e}"))?;
-    let (identity, issuer) =
-        crate::verify_bundle::check_identity(&result, &keyless.identity, &keyless.issuer)?;
+    let (identity, issuer) = crate::verify_bundle::check_identity(&result, &keyless.identities)?;
     let entry = bundle.verification_material.tlog_entries.first();
     Ok(Signer::Sigstore(SigstoreSigner {
         identity,

@@ -16,11 +16,12 @@ use crate::attest::{self, HashOptions};
 use crate::hashing::{self, HashAlgorithm};
 use crate::logging::{self, LogFormat};
 use crate::manifest::{Method, normalize_relative};
-use crate::measurement::Measurement;
+use crate::measurement::{Measurement, PolicyOut};
 use crate::model_dir;
-use crate::trust::sigstore::{Keyless, Matcher};
+use crate::policy::{Mode, Policy};
+use crate::trust::sigstore::{Identity, Keyless, Matcher};
 use crate::trust::{self, Certificate, PrivateKey, PublicKey, TrustedMaterial};
-use crate::verify::{self, Request};
+use crate::verify::{self, Evidence, Problem, Rejection, Request};
 use crate::{Error, MAX_KEY_BYTES, read_bounded, write_atomic};
 
 /// Exit code: the model was verified.
@@ -69,6 +70,20 @@ pub enum Command {
     /// Verify one Sigstore bundle over a file or sha256:<hex> digest
     /// (Sigstore's conformance protocol).
     VerifyBundle(VerifyBundleArgs),
+    /// Work with ModelPolicy files.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+/// `modelgate policy ...`.
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Validate a ModelPolicy file and explain what it requires; exit 0 if
+    /// valid, 2 if not.
+    Check {
+        /// The policy file (YAML or JSON).
+        file: PathBuf,
+    },
 }
 
 /// Sigstore keyless trust: who must have signed, and the trusted root.
@@ -99,7 +114,7 @@ impl KeylessArgs {
         self.certificate_identity.is_some() || self.certificate_identity_regexp.is_some()
     }
 
-    fn matchers(&self) -> Result<(Matcher, Matcher), Error> {
+    fn identity(&self) -> Result<Identity, Error> {
         let pick = |exact: &Option<String>, re: &Option<String>| match (exact, re) {
             (Some(e), _) => Ok(Matcher::Exact(e.clone())),
             (None, Some(r)) => Matcher::regex(r).map_err(|e| Error::Usage(e.to_string())),
@@ -107,16 +122,16 @@ impl KeylessArgs {
                 "keyless verification needs an identity and an OIDC issuer".into(),
             )),
         };
-        Ok((
-            pick(
+        Ok(Identity {
+            subject: pick(
                 &self.certificate_identity,
                 &self.certificate_identity_regexp,
             )?,
-            pick(
+            issuer: pick(
                 &self.certificate_oidc_issuer,
                 &self.certificate_oidc_issuer_regexp,
             )?,
-        ))
+        })
     }
 
     fn root(&self) -> Result<sigstore_trust_root::TrustedRoot, Error> {
@@ -203,11 +218,20 @@ pub struct AttestArgs {
 pub struct VerifyArgs {
     /// The model folder, or a single model file.
     pub model: PathBuf,
-    /// The signature bundle.
-    #[arg(long)]
-    pub signature: PathBuf,
+    /// The signature bundle; repeat for a policy rule that needs k of n
+    /// signers.
+    #[arg(long, required = true)]
+    pub signature: Vec<PathBuf>,
+    /// A ModelPolicy file (YAML or JSON) saying who may sign which model,
+    /// instead of the trust flags below.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["key", "certificate_chain", "identity"])]
+    pub policy: Option<PathBuf>,
+    /// The model's name for policy matching (default: the model path's last
+    /// component).
+    #[arg(long, value_name = "NAME")]
+    pub model_name: Option<String>,
     /// The signer's EC public key (PEM); repeat to trust any of several.
-    #[arg(long, required_unless_present_any = ["certificate_chain", "identity"], conflicts_with = "identity")]
+    #[arg(long, required_unless_present_any = ["certificate_chain", "identity", "policy"], conflicts_with = "identity")]
     pub key: Vec<PathBuf>,
     /// Trust anchors for the certificate method: root or intermediate CA
     /// certificates (PEM, one or more per file); repeatable.
@@ -258,6 +282,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Digest(args) => report(digest_cmd(args, workers, &progress)),
         Command::Verify(args) => verify_cmd(args, workers, &progress),
         Command::VerifyBundle(args) => verify_bundle_cmd(args),
+        Command::Policy(PolicyCommand::Check { file }) => report(policy_check_cmd(file)),
     };
     progress.finish();
     code
@@ -326,15 +351,15 @@ fn digest_cmd(args: &DigestArgs, workers: usize, progress: &Progress) -> Result<
 
 /// Verifies a model; writes the measurement whatever the verdict.
 fn verify_cmd(args: &VerifyArgs, workers: usize, progress: &Progress) -> i32 {
-    let prepared = load_trust(args).and_then(|trust| {
+    let prepared = load_policy(args).and_then(|policy| {
         let ignores = args
             .ignore_paths
             .iter()
             .map(|p| model_relative(&args.model, p))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok((trust, ignores))
+        Ok((policy, ignores))
     });
-    let (trust, extra_ignores) = match prepared {
+    let (policy, extra_ignores) = match prepared {
         Ok(v) => v,
         Err(e) => {
             error!(exit_code = EXIT_ERROR, "{e}");
@@ -342,11 +367,31 @@ fn verify_cmd(args: &VerifyArgs, workers: usize, progress: &Progress) -> i32 {
             return EXIT_ERROR;
         }
     };
+    let model_name = args
+        .model_name
+        .clone()
+        .unwrap_or_else(|| model_dir::display_name(&args.model));
+    let rule = match policy.select(&model_name, None) {
+        Ok(rule) => rule,
+        Err(why) => {
+            let rejection = Rejection::new(Problem::Policy(why), Evidence::default());
+            return reject(args, &rejection, None);
+        }
+    };
+    let decided = || PolicyOut {
+        name: &policy.name,
+        rule: &rule.name,
+        mode: if rule.mode == Mode::Warn {
+            "warn"
+        } else {
+            "enforce"
+        },
+    };
     let progress_fn = |n| progress.inc(n);
     let request = Request {
         model: &args.model,
-        signature: &args.signature,
-        trust: &trust,
+        signatures: &args.signature,
+        rule,
         extra_ignores: &extra_ignores,
         ignore_unsigned_files: args.ignore_unsigned_files,
         workers,
@@ -357,28 +402,77 @@ fn verify_cmd(args: &VerifyArgs, workers: usize, progress: &Progress) -> i32 {
     match result {
         Ok(verified) => {
             for path in &verified.unsigned_tolerated {
-                warn!(path = %path, "unsigned file tolerated by --ignore-unsigned-files");
+                warn!(path = %path, "unsigned file tolerated");
             }
-            let code = record(args, || Measurement::verified(&args.model, &verified));
+            for why in &verified.disregarded {
+                warn!("signature not counted: {why}");
+            }
+            let code = record(args, || {
+                Measurement::verified(&args.model, &verified).with_policy(decided())
+            });
+            let signers: Vec<String> = verified
+                .signers
+                .iter()
+                .map(|s| format!("{} [{}]", s.signer.describe(), s.authority))
+                .collect();
             info!(
                 model = %args.model.display(),
                 root_digest = %format!("sha256:{}", hex::encode(verified.manifest.root_digest)),
                 resources = verified.manifest.resources.len(),
-                signer = %verified.signer.describe(),
+                rule = %verified.rule,
+                signer = %signers.join("; "),
                 "verified"
             );
             code
         }
-        Err(rejection) => {
-            for problem in &rejection.problems {
-                error!(
-                    kind = problem.kind(),
-                    path = problem.path().unwrap_or(""),
-                    "{problem}"
-                );
-            }
-            record(args, || Measurement::rejected(&args.model, &rejection));
-            let code = rejection.exit_code();
+        Err(rejection) => reject(args, &rejection, Some((rule.mode, decided()))),
+    }
+}
+
+/// Validates a policy and prints what it requires.
+fn policy_check_cmd(file: &Path) -> Result<(), Error> {
+    let policy = Policy::from_file(file).map_err(|e| Error::Usage(e.to_string()))?;
+    print!("{}", policy.explain());
+    Ok(())
+}
+
+/// Reports a rejection: every problem, the measurement, the exit code. In a
+/// rule's warn mode the model may start: the verdict is `unverified-allowed`
+/// and the failure is logged as loudly as an enforced one.
+fn reject(args: &VerifyArgs, rejection: &Rejection, policy: Option<(Mode, PolicyOut<'_>)>) -> i32 {
+    for problem in &rejection.problems {
+        error!(
+            kind = problem.kind(),
+            path = problem.path().unwrap_or(""),
+            "{problem}"
+        );
+    }
+    let code = rejection.exit_code();
+    match policy {
+        Some((Mode::Warn, decided)) => {
+            let rule = decided.rule.to_string();
+            let written = record(args, || {
+                Measurement::rejected(&args.model, rejection)
+                    .with_policy(decided)
+                    .allowed_by_warn_mode()
+            });
+            error!(
+                exit_code = written,
+                model = %args.model.display(),
+                rule = %rule,
+                "{}; POLICY RULE {rule} IS IN WARN MODE: the workload is allowed to start UNVERIFIED (enforce mode would exit {code})",
+                rejection.summary()
+            );
+            written
+        }
+        decided => {
+            record(args, || {
+                let doc = Measurement::rejected(&args.model, rejection);
+                match decided {
+                    Some((_, d)) => doc.with_policy(d),
+                    None => doc,
+                }
+            });
             error!(exit_code = code, model = %args.model.display(), "{}; do not start the workload", rejection.summary());
             code
         }
@@ -404,16 +498,9 @@ fn verify_bundle_cmd(args: &VerifyBundleArgs) -> i32 {
                 Ok(format!("key {}", path.display()))
             }
             None => {
-                let (identity, issuer) = args.keyless.matchers().map_err(unusable)?;
-                let result = verify_bundle(
-                    &bundle,
-                    &artifact,
-                    &Signer::Identity {
-                        identity: &identity,
-                        issuer: &issuer,
-                    },
-                    &root,
-                )?;
+                let identity = args.keyless.identity().map_err(unusable)?;
+                let result =
+                    verify_bundle(&bundle, &artifact, &Signer::Identity(&identity), &root)?;
                 Ok(result
                     .identity()
                     .map(|s| s.as_str().to_string())
@@ -528,15 +615,24 @@ fn read_pem(what: &'static str, path: &Path) -> Result<String, Error> {
     })
 }
 
-/// The trusted material `verify` was given: keys, or certificate anchors.
+/// The policy `verify` applies: the `--policy` file, or the trust flags as
+/// a policy of one rule.
+fn load_policy(args: &VerifyArgs) -> Result<Policy, Error> {
+    match &args.policy {
+        Some(path) => Policy::from_file(path).map_err(|e| Error::Usage(e.to_string())),
+        None => load_trust(args).map(Policy::single),
+    }
+}
+
+/// The trusted material the command-line flags give: keys, certificate
+/// anchors, or a keyless identity.
 fn load_trust(args: &VerifyArgs) -> Result<TrustedMaterial, Error> {
     if args.keyless.given() {
-        let (identity, issuer) = args.keyless.matchers()?;
+        let identities = vec![args.keyless.identity()?];
         let root = args.keyless.root()?;
         return Ok(TrustedMaterial::Sigstore(Box::new(Keyless {
             root,
-            identity,
-            issuer,
+            identities,
         })));
     }
     if !args.certificate_chain.is_empty() {

@@ -18,6 +18,7 @@ pub mod manifest;
 mod mapped;
 pub mod measurement;
 pub mod model_dir;
+pub mod policy;
 pub mod resources;
 pub mod trust;
 pub mod verify;

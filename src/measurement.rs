@@ -16,7 +16,9 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::manifest::{Manifest, Method};
-use crate::verify::{Evidence, Problem, Rejection, Signer, Verified};
+use crate::verify::{
+    AcceptedSignature, Evidence, Problem, Rejection, SignatureFile, Signer, Verified,
+};
 
 /// Version of the measurement document's schema.
 pub const SCHEMA: &str = "modelgate.dev/measurement/v1";
@@ -28,12 +30,15 @@ pub struct Measurement<'a> {
     schema_version: &'static str,
     tool: Tool,
     time: String,
-    /// `verified`, `rejected` or `error`.
+    /// `verified`, `rejected`, `error`, or `unverified-allowed` (warn mode).
     verdict: &'static str,
-    model: Model<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    signature: Option<Signature<'a>>,
+    policy: Option<PolicyOut<'a>>,
+    model: Model<'a>,
+    signatures: Vec<SignatureOut<'a>>,
     signers: Vec<SignerOut<'a>>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    disregarded_signatures: &'a [String],
     ignored: &'a [String],
     unsigned_files_tolerated: &'a [String],
     reasons: Vec<Reason<'a>>,
@@ -95,13 +100,38 @@ impl Serialize for Files<'_> {
 }
 
 #[derive(Serialize)]
-struct Signature<'a> {
+struct SignatureOut<'a> {
+    path: String,
     sha256: &'a str,
+}
+
+impl<'a> From<&'a SignatureFile> for SignatureOut<'a> {
+    fn from(s: &'a SignatureFile) -> Self {
+        Self {
+            path: s.path.display().to_string(),
+            sha256: &s.sha256,
+        }
+    }
+}
+
+/// The policy and rule that decided, and in which mode.
+#[derive(Serialize)]
+pub struct PolicyOut<'a> {
+    /// The policy's name.
+    pub name: &'a str,
+    /// The rule that matched the model.
+    pub rule: &'a str,
+    /// `enforce` or `warn`.
+    pub mode: &'static str,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct SignerOut<'a> {
+    /// The signature file this signer made.
+    signature: String,
+    /// The policy authority that vouched for the signer.
+    authority: &'a str,
     /// `key`, `certificate` or `sigstore`.
     method: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -149,13 +179,17 @@ struct AnchorOut<'a> {
     fingerprint: String,
 }
 
-impl<'a> From<&'a Signer> for SignerOut<'a> {
-    fn from(s: &'a Signer) -> Self {
-        match s {
+impl<'a> From<&'a AcceptedSignature> for SignerOut<'a> {
+    fn from(accepted: &'a AcceptedSignature) -> Self {
+        let signature = accepted.path.display().to_string();
+        let authority = accepted.authority.as_str();
+        match &accepted.signer {
             Signer::Key {
                 key_fingerprint,
                 curve,
             } => Self {
+                signature,
+                authority,
                 method: "key",
                 curve: Some(curve.to_string()),
                 key_fingerprint: Some(format!("sha256:{key_fingerprint}")),
@@ -163,6 +197,8 @@ impl<'a> From<&'a Signer> for SignerOut<'a> {
                 sigstore: None,
             },
             Signer::Sigstore(k) => Self {
+                signature,
+                authority,
                 method: "sigstore",
                 curve: None,
                 key_fingerprint: None,
@@ -182,6 +218,8 @@ impl<'a> From<&'a Signer> for SignerOut<'a> {
                 }),
             },
             Signer::Certificate(c) => Self {
+                signature,
+                authority,
                 method: "certificate",
                 curve: Some(c.curve.to_string()),
                 key_fingerprint: None,
@@ -245,6 +283,7 @@ impl<'a> Measurement<'a> {
                 .format(&Rfc3339)
                 .unwrap_or_default(),
             verdict,
+            policy: None,
             model: Model {
                 path: model.display().to_string(),
                 name: None,
@@ -252,8 +291,9 @@ impl<'a> Measurement<'a> {
                 serialization: None,
                 files: None,
             },
-            signature: None,
+            signatures: Vec::new(),
             signers: Vec::new(),
+            disregarded_signatures: &[],
             ignored: &[],
             unsigned_files_tolerated: &[],
             reasons: Vec::new(),
@@ -264,10 +304,9 @@ impl<'a> Measurement<'a> {
     pub fn verified(model: &Path, v: &'a Verified) -> Self {
         let mut doc = Self::base(model, "verified");
         doc.describe_model(&v.manifest);
-        doc.signature = Some(Signature {
-            sha256: &v.signature_sha256,
-        });
-        doc.signers = vec![(&v.signer).into()];
+        doc.signatures = v.signatures.iter().map(Into::into).collect();
+        doc.signers = v.signers.iter().map(Into::into).collect();
+        doc.disregarded_signatures = &v.disregarded;
         doc.ignored = &v.ignored;
         doc.unsigned_files_tolerated = &v.unsigned_tolerated;
         doc
@@ -285,14 +324,23 @@ impl<'a> Measurement<'a> {
         if let Some(m) = &e.manifest {
             doc.describe_model(m);
         }
-        doc.signature = e
-            .signature_sha256
-            .as_deref()
-            .map(|sha256| Signature { sha256 });
-        doc.signers = e.signer.iter().map(Into::into).collect();
+        doc.signatures = e.signatures.iter().map(Into::into).collect();
+        doc.signers = e.signers.iter().map(Into::into).collect();
         doc.ignored = &e.ignored;
         doc.reasons = r.problems.iter().map(Into::into).collect();
         doc
+    }
+
+    /// Records the policy and rule that decided.
+    pub fn with_policy(mut self, policy: PolicyOut<'a>) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+
+    /// Marks a failed verification that warn mode let through.
+    pub fn allowed_by_warn_mode(mut self) -> Self {
+        self.verdict = "unverified-allowed";
+        self
     }
 
     /// The measurement of a run that failed before any evidence existed

@@ -350,3 +350,12 @@ pub fn relative_inside(model: &Path, path: &Path) -> Option<String> {
     let rel = full.strip_prefix(&model).ok()?;
     rel.to_str().map(str::to_string).filter(|s| !s.is_empty())
 }
+
+/// A model's name as the reference signer records it: the last component of
+/// the path, or of its canonical form when the path ends in `.` or `..`.
+pub fn display_name(path: &Path) -> String {
+    let last = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
+    last(path)
+        .or_else(|| std::fs::canonicalize(path).ok().and_then(|p| last(&p)))
+        .unwrap_or_default()
+}

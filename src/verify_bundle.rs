@@ -11,7 +11,7 @@ use sigstore_verify::{
     PublicKeyVerificationPolicy, VerificationPolicy, VerificationResult, Verifier,
 };
 
-use crate::trust::sigstore::Matcher;
+use crate::trust::sigstore::Identity;
 
 /// What was signed: a file, or its SHA-256.
 #[derive(Clone, Debug)]
@@ -39,12 +39,7 @@ pub enum Signer<'a> {
     /// A managed key (PEM SubjectPublicKeyInfo).
     Key(&'a str),
     /// A keyless identity and OIDC issuer.
-    Identity {
-        /// The certificate's subject alternative name.
-        identity: &'a Matcher,
-        /// The OIDC issuer.
-        issuer: &'a Matcher,
-    },
+    Identity(&'a Identity),
 }
 
 /// Why `verify-bundle` did not accept.
@@ -81,14 +76,14 @@ pub fn verify_bundle(
                 &PublicKeyVerificationPolicy::new(key),
             )?
         }
-        Signer::Identity { identity, issuer } => {
+        Signer::Identity(identity) => {
             let result = run(
                 &verifier,
                 artifact,
                 &bundle,
                 &VerificationPolicy::any_identity(),
             )?;
-            check_identity(&result, identity, issuer).map_err(reject)?;
+            check_identity(&result, std::slice::from_ref(*identity)).map_err(reject)?;
             result
         }
     };
@@ -113,26 +108,36 @@ fn run(
     outcome.map_err(|e| BundleCheckError::Rejected(format!("Sigstore verification failed: {e}")))
 }
 
-/// Requires the verified certificate's identity and issuer to match.
+/// Requires the verified certificate's identity and issuer to match one of
+/// `accepted`; returns them.
 pub fn check_identity(
     result: &VerificationResult,
-    identity: &Matcher,
-    issuer: &Matcher,
+    accepted: &[Identity],
 ) -> Result<(String, String), String> {
     let found_identity = result
         .identity()
         .map(|san| san.as_str().to_string())
         .unwrap_or_default();
     let found_issuer = result.issuer().unwrap_or_default().to_string();
-    if !identity.matches(&found_identity) {
-        return Err(format!(
-            "the certificate identity is {found_identity:?}, but the trusted identity is {identity}; verify with the signer's identity"
-        ));
+    if accepted
+        .iter()
+        .any(|id| id.subject.matches(&found_identity) && id.issuer.matches(&found_issuer))
+    {
+        return Ok((found_identity, found_issuer));
     }
-    if !issuer.matches(&found_issuer) {
-        return Err(format!(
-            "the certificate's OIDC issuer is {found_issuer:?}, but the trusted issuer is {issuer}"
-        ));
+    let wanted: Vec<String> = accepted.iter().map(ToString::to_string).collect();
+    match accepted {
+        [one] if !one.subject.matches(&found_identity) => Err(format!(
+            "the certificate identity is {found_identity:?}, but the trusted identity is {}; verify with the signer's identity",
+            one.subject
+        )),
+        [one] => Err(format!(
+            "the certificate's OIDC issuer is {found_issuer:?}, but the trusted issuer is {}",
+            one.issuer
+        )),
+        _ => Err(format!(
+            "the certificate identity {found_identity:?} from {found_issuer:?} is none of the trusted identities: {}",
+            wanted.join("; ")
+        )),
     }
-    Ok((found_identity, found_issuer))
 }

@@ -82,7 +82,9 @@ fn measurement_of_a_verified_model_records_what_and_who() {
     let sig_sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
         std::fs::read(out.path().join("m.sig")).unwrap(),
     ));
-    assert_eq!(doc["signature"]["sha256"], sig_sha);
+    assert_eq!(doc["signatures"][0]["sha256"], sig_sha);
+    assert_eq!(doc["policy"]["rule"], "command-line");
+    assert_eq!(doc["signers"][0]["authority"], "command-line");
     assert_eq!(doc["reasons"], serde_json::json!([]));
 }
 

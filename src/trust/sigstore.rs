@@ -80,15 +80,28 @@ impl std::fmt::Display for Matcher {
     }
 }
 
+/// One accepted keyless signer: an identity from an issuer.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    /// The certificate's identity (its subject alternative name).
+    pub subject: Matcher,
+    /// The OIDC issuer in the certificate's Fulcio extension.
+    pub issuer: Matcher,
+}
+
+impl std::fmt::Display for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} from {}", self.subject, self.issuer)
+    }
+}
+
 /// What a keyless signature must satisfy.
 #[derive(Clone, Debug)]
 pub struct Keyless {
     /// Fulcio CAs, logs and timestamp authorities trusted.
     pub root: TrustedRoot,
-    /// The certificate's identity (its subject alternative name).
-    pub identity: Matcher,
-    /// The OIDC issuer in the certificate's Fulcio extension.
-    pub issuer: Matcher,
+    /// The signer must be one of these (never empty).
+    pub identities: Vec<Identity>,
 }
 
 /// Parses a trusted root, or takes the embedded production one.

@@ -1,0 +1,310 @@
+//! Verifying a model against its signatures and a policy rule: the
+//! signatures first, then every file, and every problem reported, not just
+//! the first.
+//!
+//! [`verify`] returns `Result<Verified, Rejection>`: there is no boolean to
+//! forget and no path that starts a model it did not check. A [`Verified`] is
+//! only built after enough signatures verified with the rule's authorities,
+//! the manifest parsed cleanly, and the model on disk matched it exactly.
+
+mod compare;
+mod problem;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+pub use crate::authenticate::Signer;
+use crate::authenticate::authenticate;
+use crate::bundle::{self, Bundle};
+use crate::hashing;
+use crate::manifest::{IgnoreRules, Manifest};
+use crate::model_dir::{self, ModelRoot};
+use crate::policy::Rule;
+use crate::{MAX_SIGNATURE_BYTES, read_bounded};
+pub use problem::{Problem, Rejection};
+
+/// What to verify, against what.
+pub struct Request<'a> {
+    /// The model folder or file.
+    pub model: &'a Path,
+    /// The signature (Sigstore bundle) files; several for a k-of-n rule.
+    pub signatures: &'a [PathBuf],
+    /// The policy rule that applies to this model.
+    pub rule: &'a Rule,
+    /// More root-relative paths to exclude, besides the signed ones.
+    pub extra_ignores: &'a [String],
+    /// Tolerate files on disk that the signature does not list (the rule
+    /// may allow it too).
+    pub ignore_unsigned_files: bool,
+    /// Hashing threads.
+    pub workers: usize,
+    /// Called with the number of bytes hashed, for a progress bar.
+    pub progress: &'a (dyn Fn(u64) + Sync),
+}
+
+/// A signature file and the hash of its bytes.
+#[derive(Clone, Debug)]
+pub struct SignatureFile {
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// Hex SHA-256 of its bytes.
+    pub sha256: String,
+}
+
+/// A signature that verified, by whom, under which authority of the rule.
+#[derive(Clone, Debug)]
+pub struct AcceptedSignature {
+    /// The signature file.
+    pub path: PathBuf,
+    /// Who signed.
+    pub signer: Signer,
+    /// The rule's authority that vouched for the signer.
+    pub authority: String,
+}
+
+/// What is known about a verification so far; a measurement records it
+/// whatever the verdict.
+#[derive(Clone, Debug, Default)]
+pub struct Evidence {
+    /// The policy rule applied.
+    pub rule: String,
+    /// Every signature file read.
+    pub signatures: Vec<SignatureFile>,
+    /// The signed manifest, once a signature verified.
+    pub manifest: Option<Manifest>,
+    /// The signatures that verified and agree on the manifest.
+    pub signers: Vec<AcceptedSignature>,
+    /// Paths excluded from the comparison (signed and extra ignores).
+    pub ignored: Vec<String>,
+}
+
+/// A model that matched its signatures, file for file, as the rule requires.
+#[derive(Clone, Debug)]
+pub struct Verified {
+    /// The policy rule applied.
+    pub rule: String,
+    /// The verified manifest: every resource and its digest.
+    pub manifest: Manifest,
+    /// Every signature file read.
+    pub signatures: Vec<SignatureFile>,
+    /// The signatures that counted, with their signers.
+    pub signers: Vec<AcceptedSignature>,
+    /// Signatures that did not verify but were not needed for the threshold.
+    pub disregarded: Vec<String>,
+    /// Paths excluded from the comparison.
+    pub ignored: Vec<String>,
+    /// Files present but unsigned, tolerated by `--ignore-unsigned-files`
+    /// or the rule.
+    pub unsigned_tolerated: Vec<String>,
+}
+
+/// Verifies `req.model` against `req.signatures` as `req.rule` requires.
+pub fn verify(req: &Request<'_>) -> Result<Verified, Rejection> {
+    let rule = req.rule;
+    let mut evidence = Evidence {
+        rule: rule.name.clone(),
+        ..Evidence::default()
+    };
+    let many = req.signatures.len() > 1;
+    let mut accepted: Vec<(AcceptedSignature, Manifest)> = Vec::new();
+    let mut bad_signatures: Vec<Problem> = Vec::new();
+    for path in req.signatures {
+        match check_signature(path, rule, &mut evidence) {
+            Ok(found) => accepted.push(found),
+            Err(Problem::Signature(why)) if many => {
+                bad_signatures.push(Problem::Signature(format!("{}: {why}", path.display())));
+            }
+            Err(p) => bad_signatures.push(p),
+        }
+    }
+    if accepted.is_empty() {
+        return Err(Rejection {
+            problems: bad_signatures,
+            evidence: Box::new(evidence),
+        });
+    }
+    // Signatures count together only if they sign the same content.
+    let first_root = accepted[0].1.root_digest;
+    let first_path = accepted[0].0.path.display().to_string();
+    let mut manifest = None;
+    for (signature, m) in accepted {
+        if m.root_digest == first_root {
+            manifest.get_or_insert(m);
+            evidence.signers.push(signature);
+        } else {
+            bad_signatures.push(Problem::Signature(format!(
+                "{}: signs other model content (root sha256:{}) than {first_path} (root sha256:{})",
+                signature.path.display(),
+                hex::encode(m.root_digest),
+                hex::encode(first_root)
+            )));
+        }
+    }
+    let Some(manifest) = manifest else {
+        return Err(Rejection {
+            problems: bad_signatures,
+            evidence: Box::new(evidence),
+        });
+    };
+    let mut problems = Vec::new();
+    let authorities: BTreeSet<&str> = evidence
+        .signers
+        .iter()
+        .map(|s| s.authority.as_str())
+        .collect();
+    if authorities.len() < rule.count {
+        problems.append(&mut bad_signatures.clone());
+        problems.push(Problem::Threshold {
+            rule: rule.name.clone(),
+            required: rule.count,
+            verified: authorities.iter().map(|a| a.to_string()).collect(),
+        });
+    }
+    if let Some(pinned) = rule.root_digest
+        && pinned != manifest.root_digest
+    {
+        problems.push(Problem::PinnedDigest {
+            expected: hex::encode(pinned),
+            actual: hex::encode(manifest.root_digest),
+        });
+    }
+    let unsigned = check_model(req, &manifest, &mut evidence, &mut problems);
+    if !problems.is_empty() {
+        evidence.manifest = Some(manifest);
+        return Err(Rejection {
+            problems,
+            evidence: Box::new(evidence),
+        });
+    }
+    Ok(Verified {
+        rule: evidence.rule,
+        manifest,
+        signatures: evidence.signatures,
+        signers: evidence.signers,
+        disregarded: bad_signatures.iter().map(ToString::to_string).collect(),
+        ignored: evidence.ignored,
+        unsigned_tolerated: unsigned,
+    })
+}
+
+/// Compares the model on disk with the manifest and the rule's coverage
+/// requirements; adds every problem; returns the unsigned files tolerated.
+fn check_model(
+    req: &Request<'_>,
+    manifest: &Manifest,
+    evidence: &mut Evidence,
+    problems: &mut Vec<Problem>,
+) -> Vec<String> {
+    if manifest.resources.is_empty() {
+        problems.push(Problem::EmptyManifest);
+        return Vec::new();
+    }
+    let root = match ModelRoot::open(req.model) {
+        Ok(root) => root,
+        Err(e) => {
+            problems.push(Problem::CouldNotCheck(e.to_string()));
+            return Vec::new();
+        }
+    };
+    let mut ignores: Vec<String> = manifest.serialization.ignore_paths.clone();
+    ignores.extend(req.extra_ignores.iter().cloned());
+    ignores.extend(
+        req.signatures
+            .iter()
+            .filter_map(|s| model_dir::relative_inside(req.model, s)),
+    );
+    let rules = IgnoreRules::new(&ignores);
+    evidence.ignored = rules.to_sorted_vec();
+    let options = compare::Options {
+        ignore_unsigned_files: req.ignore_unsigned_files || req.rule.allow_unsigned_files,
+        workers: req.workers,
+        progress: req.progress,
+    };
+    let (found, unsigned) = compare::compare(&options, &root, &rules, manifest);
+    problems.extend(found);
+    let signed: Vec<&str> = manifest
+        .resources
+        .iter()
+        .map(|(k, _)| k.path.as_str())
+        .collect();
+    for pattern in req.rule.uncovered(&signed) {
+        problems.push(Problem::NotCovered {
+            pattern: pattern.as_str().to_string(),
+        });
+    }
+    // Tolerated unsigned files may not be ones the rule requires signed.
+    let (required, tolerated): (Vec<String>, Vec<String>) = unsigned
+        .into_iter()
+        .partition(|p| req.rule.requires_signature(p));
+    problems.extend(required.into_iter().map(|path| Problem::Extra { path }));
+    problems.sort_by(|a, b| a.path().cmp(&b.path()));
+    tolerated
+}
+
+/// Reads one bundle, checks its signature against the rule's authorities
+/// (the first that accepts it vouches for it), and only then parses the
+/// manifest from the exact signed bytes.
+fn check_signature(
+    path: &Path,
+    rule: &Rule,
+    evidence: &mut Evidence,
+) -> Result<(AcceptedSignature, Manifest), Problem> {
+    let bytes = read_bounded("signature", path, MAX_SIGNATURE_BYTES)
+        .map_err(|e| Problem::CouldNotCheck(e.to_string()))?;
+    evidence.signatures.push(SignatureFile {
+        path: path.to_path_buf(),
+        sha256: hex::encode(hashing::sha256(&bytes)),
+    });
+    // Large buffers (file bytes, bundle, PAE) are dropped as soon as they are
+    // used: a 10,000-file signature is a few MB in each form.
+    let bundle = Bundle::from_json(&bytes).map_err(|e| Problem::Signature(e.to_string()))?;
+    let signed = bundle
+        .signed_payload()
+        .map_err(|e| Problem::Signature(e.to_string()))?;
+    let pae = bundle::pae(&signed.payload_type, &signed.payload);
+    let mut refusals = Vec::new();
+    let mut vouched = None;
+    for authority in &rule.authorities {
+        match authenticate(&authority.trust, &bytes, &bundle, &signed, &pae) {
+            Ok(signer) => {
+                vouched = Some((signer, authority.name.clone()));
+                break;
+            }
+            Err(why) => refusals.push((authority.name.as_str(), why)),
+        }
+    }
+    drop((bytes, bundle, pae));
+    let (signer, authority) = vouched.ok_or_else(|| {
+        Problem::Signature(match refusals.as_slice() {
+            [(_, why)] => why.clone(),
+            all => {
+                let each: Vec<String> = all
+                    .iter()
+                    .map(|(name, why)| format!("{name}: {why}"))
+                    .collect();
+                format!(
+                    "no authority of rule {} accepts it ({})",
+                    rule.name,
+                    each.join("; ")
+                )
+            }
+        })
+    })?;
+    if signed.payload_type != bundle::IN_TOTO_PAYLOAD_TYPE {
+        return Err(Problem::Signature(format!(
+            "the payload type is {:?}, expected {}",
+            signed.payload_type,
+            bundle::IN_TOTO_PAYLOAD_TYPE
+        )));
+    }
+    let manifest =
+        Manifest::from_statement(&signed.payload).map_err(|e| Problem::Signature(e.to_string()))?;
+    Ok((
+        AcceptedSignature {
+            path: path.to_path_buf(),
+            signer,
+            authority,
+        },
+        manifest,
+    ))
+}
