@@ -326,3 +326,123 @@ fn a_tampered_keyless_model_is_rejected() {
         .expect_code(1)
         .expect_stderr("signme-1: modified");
 }
+
+/// The reference's v1.1.0 keyless signature with one part changed; must be
+/// rejected with exit 1 and a message naming the failed check.
+fn mutated(edit: impl FnOnce(&mut Value)) -> (tempfile::TempDir, PathBuf) {
+    let (_, sig) = oms("v1.1.0");
+    let mut bundle: Value = serde_json::from_slice(&std::fs::read(sig).unwrap()).unwrap();
+    edit(&mut bundle);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.sig");
+    std::fs::write(&path, serde_json::to_vec(&bundle).unwrap()).unwrap();
+    (dir, path)
+}
+
+fn b64_flip(text: &str) -> String {
+    use base64::Engine as _;
+    let engine = base64::engine::general_purpose::STANDARD;
+    let mut bytes = engine.decode(text).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    engine.encode(bytes)
+}
+
+fn expect_keyless_rejection(edit: impl FnOnce(&mut Value), message: &str) {
+    let (dir, _) = oms("v1.1.0");
+    let (_keep, sig) = mutated(edit);
+    verify_keyless(
+        &dir,
+        &sig,
+        &[
+            "--certificate-identity",
+            OMS_IDENTITY,
+            "--certificate-oidc-issuer",
+            OMS_ISSUER,
+        ],
+    )
+    .expect_code(1)
+    .expect_stderr("signature rejected: Sigstore verification failed")
+    .expect_stderr(message);
+}
+
+#[test]
+fn a_broken_inclusion_proof_is_rejected() {
+    expect_keyless_rejection(
+        |b| {
+            let h = &mut b["verificationMaterial"]["tlogEntries"][0]["inclusionProof"]["hashes"][3];
+            *h = b64_flip(h.as_str().unwrap()).into();
+        },
+        "invalid inclusion proof: inclusion proof verification failed: root hash mismatch",
+    );
+}
+
+#[test]
+fn a_bad_checkpoint_signature_is_rejected() {
+    expect_keyless_rejection(
+        |b| {
+            let cp = &mut b["verificationMaterial"]["tlogEntries"][0]["inclusionProof"]["checkpoint"]
+                ["envelope"];
+            let text = cp.as_str().unwrap().to_string();
+            // the signature line is "— <name> <base64(key hint || signature)>"
+            let (head, sig_line) = text.trim_end().rsplit_once('\n').unwrap();
+            let (prefix, sig) = sig_line.rsplit_once(' ').unwrap();
+            *cp = format!("{head}\n{prefix} {}\n", b64_flip(sig)).into();
+        },
+        "invalid checkpoint: No valid Rekor signature found on checkpoint",
+    );
+}
+
+#[test]
+fn a_log_entry_for_another_payload_logged_outside_the_certificates_validity_is_rejected() {
+    // v1.0.1's entry is genuine (valid proof, checkpoint and promise) but for
+    // another signature, logged days before this certificate was issued: the
+    // signing time it vouches for lies outside the certificate's validity.
+    let (_, other) = oms("v1.0.1");
+    let other: Value = serde_json::from_slice(&std::fs::read(other).unwrap()).unwrap();
+    expect_keyless_rejection(
+        |b| {
+            b["verificationMaterial"]["tlogEntries"] =
+                other["verificationMaterial"]["tlogEntries"].clone()
+        },
+        "certificate chain validation failed: CertNotValidYet",
+    );
+}
+
+#[test]
+fn a_tampered_log_entry_body_or_promise_is_rejected() {
+    expect_keyless_rejection(
+        |b| {
+            let body = &mut b["verificationMaterial"]["tlogEntries"][0]["canonicalizedBody"];
+            *body = b64_flip(body.as_str().unwrap()).into();
+        },
+        "invalid inclusion promise: SET verification failed",
+    );
+    expect_keyless_rejection(
+        |b| {
+            let t = &mut b["verificationMaterial"]["tlogEntries"][0]["integratedTime"];
+            let shifted = t.as_str().unwrap().parse::<i64>().unwrap() - 3600;
+            *t = shifted.to_string().into();
+        },
+        "invalid inclusion promise: SET verification failed",
+    );
+}
+
+#[test]
+fn a_bundle_without_its_log_entry_is_rejected() {
+    expect_keyless_rejection(
+        |b| b["verificationMaterial"]["tlogEntries"] = serde_json::json!([]),
+        "bundle must have an inclusion proof",
+    );
+}
+
+#[test]
+fn a_tampered_certificate_is_rejected() {
+    expect_keyless_rejection(
+        |b| {
+            let c = &mut b["verificationMaterial"]["certificate"]["rawBytes"];
+            *c = b64_flip(c.as_str().unwrap()).into();
+        },
+        "certificate chain validation failed",
+    );
+}
