@@ -6,6 +6,10 @@
 //! turns the exact payload bytes that were signed into a checked structure
 //! (safe paths, known algorithms, digests of the right length, no duplicates,
 //! a subject digest that matches the resources) and never re-serializes them.
+//!
+//! Over 600 lines on purpose: the format's rules (names, order, ignore
+//! semantics, the statement both ways) stay in one place, and about a third
+//! of the file is their unit tests.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};

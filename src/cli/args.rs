@@ -1,0 +1,247 @@
+//! The command-line arguments: one struct per subcommand, parsed by clap.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::logging::LogFormat;
+use crate::trust::sigstore::{self, Identity, Matcher};
+use crate::{Error, MAX_KEY_BYTES, read_bounded};
+
+/// Verify AI models against OpenSSF Model Signing attestations, and sign them.
+#[derive(Debug, Parser)]
+#[command(name = "modelgate", version, about, long_about = None)]
+#[command(
+    after_help = "Exit codes: 0 verified; 1 rejected; 2 could not verify. Non-zero means: do not start."
+)]
+pub struct Cli {
+    /// Log format on stderr: text on a terminal, JSON lines otherwise.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "auto",
+        env = "MODELGATE_LOG_FORMAT"
+    )]
+    pub log_format: LogFormat,
+    /// Only log warnings and errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Hashing threads (default: the CPUs this process may use).
+    #[arg(long, global = true, env = "MODELGATE_JOBS")]
+    pub jobs: Option<usize>,
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Hash a model and sign it with a private key, writing a Sigstore bundle.
+    Attest(AttestArgs),
+    /// Verify a model against its signature; exit non-zero on any mismatch.
+    Verify(VerifyArgs),
+    /// Print the model's root digest (sha256:<hex>) as a signer computes it.
+    Digest(DigestArgs),
+    /// Verify one Sigstore bundle over a file or sha256:<hex> digest
+    /// (Sigstore's conformance protocol).
+    VerifyBundle(VerifyBundleArgs),
+    /// Work with ModelPolicy files.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+/// `modelgate policy ...`.
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Validate a ModelPolicy file and explain what it requires; exit 0 if
+    /// valid, 2 if not.
+    Check {
+        /// The policy file (YAML or JSON).
+        file: PathBuf,
+    },
+}
+
+/// Sigstore keyless trust: who must have signed, and the trusted root.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("identity").args(["certificate_identity", "certificate_identity_regexp"]).requires("issuer")))]
+#[command(group(clap::ArgGroup::new("issuer").args(["certificate_oidc_issuer", "certificate_oidc_issuer_regexp"]).requires("identity")))]
+pub struct KeylessArgs {
+    /// Keyless: the signer's identity (certificate SAN: email or URI), exactly.
+    #[arg(long, value_name = "ID")]
+    pub certificate_identity: Option<String>,
+    /// Keyless: a regular expression the whole identity must match.
+    #[arg(long, value_name = "RE")]
+    pub certificate_identity_regexp: Option<String>,
+    /// Keyless: the OIDC issuer that authenticated the signer, exactly.
+    #[arg(long, value_name = "URL")]
+    pub certificate_oidc_issuer: Option<String>,
+    /// Keyless: a regular expression the whole OIDC issuer must match.
+    #[arg(long, value_name = "RE")]
+    pub certificate_oidc_issuer_regexp: Option<String>,
+    /// Sigstore trusted root (trusted_root.json) instead of the embedded
+    /// public-good production root.
+    #[arg(long, value_name = "trusted_root.json", requires = "identity")]
+    pub trusted_root: Option<PathBuf>,
+}
+
+impl KeylessArgs {
+    pub(super) fn given(&self) -> bool {
+        self.certificate_identity.is_some() || self.certificate_identity_regexp.is_some()
+    }
+
+    pub(super) fn identity(&self) -> Result<Identity, Error> {
+        let pick = |exact: &Option<String>, re: &Option<String>| match (exact, re) {
+            (Some(e), _) => Ok(Matcher::Exact(e.clone())),
+            (None, Some(r)) => Matcher::regex(r).map_err(|e| Error::Usage(e.to_string())),
+            (None, None) => Err(Error::Usage(
+                "keyless verification needs an identity and an OIDC issuer".into(),
+            )),
+        };
+        Ok(Identity {
+            subject: pick(
+                &self.certificate_identity,
+                &self.certificate_identity_regexp,
+            )?,
+            issuer: pick(
+                &self.certificate_oidc_issuer,
+                &self.certificate_oidc_issuer_regexp,
+            )?,
+        })
+    }
+
+    pub(super) fn root(&self) -> Result<sigstore_trust_root::TrustedRoot, Error> {
+        let json = match &self.trusted_root {
+            Some(path) => Some(
+                String::from_utf8(read_bounded("trusted root", path, MAX_KEY_BYTES)?)
+                    .map_err(|_| Error::Usage(format!("{}: not UTF-8 JSON", path.display())))?,
+            ),
+            None => None,
+        };
+        sigstore::trusted_root(json.as_deref()).map_err(|e| Error::Usage(e.to_string()))
+    }
+}
+
+/// `modelgate verify-bundle`.
+#[derive(Debug, Args)]
+pub struct VerifyBundleArgs {
+    /// The Sigstore bundle.
+    #[arg(long)]
+    pub bundle: PathBuf,
+    /// A managed key (PEM) instead of a keyless identity.
+    #[arg(
+        long,
+        required_unless_present = "identity",
+        conflicts_with = "identity"
+    )]
+    pub key: Option<PathBuf>,
+    /// Keyless trust.
+    #[command(flatten)]
+    pub keyless: KeylessArgs,
+    /// The signed file, or its digest as sha256:<hex>. For a DSSE bundle,
+    /// a subject of the in-toto statement.
+    #[arg(value_name = "FILE_OR_DIGEST")]
+    pub artifact: String,
+}
+
+/// How the model is hashed (shared by `attest` and `digest`).
+#[derive(Debug, Args)]
+pub struct HashArgs {
+    /// Hash function for each file or shard.
+    #[arg(long = "hash", value_parser = ["sha256", "blake2b", "blake3"], default_value = "sha256")]
+    pub hash: String,
+    /// Hash files in shards of this many bytes (the `shards` method).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub shard_size: Option<u64>,
+    /// Hash symlinks to files inside the model as their targets.
+    #[arg(long)]
+    pub allow_symlinks: bool,
+    /// Path to leave out (relative to the model, or under it); repeatable.
+    #[arg(long = "ignore-paths", value_name = "P")]
+    pub ignore_paths: Vec<String>,
+}
+
+/// `modelgate attest`.
+#[derive(Debug, Args)]
+pub struct AttestArgs {
+    /// The model folder, or a single model file.
+    pub model: PathBuf,
+    /// EC private key (P-256/384/521, SEC1 or PKCS#8 PEM).
+    #[arg(long)]
+    pub key: PathBuf,
+    /// Sign with the certificate method: the signing certificate (PEM) for
+    /// the key, written into the bundle.
+    #[arg(long, value_name = "LEAF.pem")]
+    pub certificate: Option<PathBuf>,
+    /// Certificates that complete the chain (intermediates, root), written
+    /// after the signing certificate; repeatable.
+    #[arg(
+        long = "certificate-chain",
+        value_name = "CHAIN.pem",
+        requires = "certificate"
+    )]
+    pub certificate_chain: Vec<PathBuf>,
+    /// Where to write the signature bundle.
+    #[arg(long)]
+    pub signature: PathBuf,
+    /// Hashing options.
+    #[command(flatten)]
+    pub hashing: HashArgs,
+}
+
+/// `modelgate verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The model folder, or a single model file.
+    pub model: PathBuf,
+    /// The signature bundle; repeat for a policy rule that needs k of n
+    /// signers.
+    #[arg(long, required = true)]
+    pub signature: Vec<PathBuf>,
+    /// A ModelPolicy file (YAML or JSON) saying who may sign which model,
+    /// instead of the trust flags below.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["key", "certificate_chain", "identity"])]
+    pub policy: Option<PathBuf>,
+    /// The model's name for policy matching (default: the model path's last
+    /// component).
+    #[arg(long, value_name = "NAME")]
+    pub model_name: Option<String>,
+    /// The signer's EC public key (PEM); repeat to trust any of several.
+    #[arg(long, required_unless_present_any = ["certificate_chain", "identity", "policy"], conflicts_with = "identity")]
+    pub key: Vec<PathBuf>,
+    /// Trust anchors for the certificate method: root or intermediate CA
+    /// certificates (PEM, one or more per file); repeatable.
+    #[arg(
+        long = "certificate-chain",
+        value_name = "ROOT_OR_INTERMEDIATE.pem",
+        conflicts_with = "key"
+    )]
+    pub certificate_chain: Vec<PathBuf>,
+    /// Accept a signing certificate that has expired, if it was valid when
+    /// issued (the reference's behaviour; by default the leaf must be valid now).
+    #[arg(long, requires = "certificate_chain")]
+    pub allow_expired_certificate: bool,
+    /// Sigstore keyless trust.
+    #[command(flatten)]
+    pub keyless: KeylessArgs,
+    /// Another path to leave out, besides those the signature lists; repeatable.
+    #[arg(long = "ignore-paths", value_name = "P")]
+    pub ignore_paths: Vec<String>,
+    /// Accept files on disk that the signature does not list (they are recorded).
+    #[arg(long)]
+    pub ignore_unsigned_files: bool,
+    /// Write a measurement (JSON) here, whatever the verdict.
+    #[arg(long, value_name = "OUT.json")]
+    pub measurement: Option<PathBuf>,
+}
+
+/// `modelgate digest`.
+#[derive(Debug, Args)]
+pub struct DigestArgs {
+    /// The model folder, or a single model file.
+    pub model: PathBuf,
+    /// Hashing options.
+    #[command(flatten)]
+    pub hashing: HashArgs,
+}

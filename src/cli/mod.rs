@@ -1,0 +1,284 @@
+//! The command line: arguments, and one function per subcommand that wires
+//! the library together and returns the process exit code.
+//!
+//! Exit codes: 0 verified (or signed, or digested); 1 rejected (drift, bad or
+//! untrusted signature); 2 could not verify (usage, unreadable input, I/O).
+//! Both non-zero codes mean "do not start the workload".
+
+mod args;
+mod verify_cmd;
+
+use std::io::IsTerminal;
+use std::path::{Component, Path, PathBuf};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use tracing::{error, info};
+
+use crate::attest::{self, HashOptions};
+use crate::hashing::{self, HashAlgorithm};
+use crate::logging;
+use crate::manifest::{Method, normalize_relative};
+use crate::model_dir;
+use crate::policy::Policy;
+use crate::trust::{Certificate, PrivateKey};
+use crate::{Error, MAX_KEY_BYTES, read_bounded, write_atomic};
+pub use args::*;
+
+/// Exit code: the model was verified.
+pub const EXIT_OK: i32 = 0;
+/// Exit code: the model or its signature was checked and rejected.
+pub const EXIT_REJECTED: i32 = 1;
+/// Exit code: verification could not be carried out.
+pub const EXIT_ERROR: i32 = 2;
+
+/// Runs the parsed command line and returns the exit code.
+pub fn run(cli: Cli) -> i32 {
+    logging::init(cli.log_format, cli.quiet);
+    let workers = cli
+        .jobs
+        .filter(|&j| j > 0)
+        .unwrap_or_else(hashing::default_workers);
+    let progress = Progress::new(cli.quiet);
+    let code = match &cli.command {
+        Command::Attest(args) => report(attest_cmd(args, workers, &progress)),
+        Command::Digest(args) => report(digest_cmd(args, workers, &progress)),
+        Command::Verify(args) => verify_cmd::verify_cmd(args, workers, &progress),
+        Command::VerifyBundle(args) => verify_bundle_cmd(args),
+        Command::Policy(PolicyCommand::Check { file }) => report(policy_check_cmd(file)),
+    };
+    progress.finish();
+    code
+}
+
+fn report(result: Result<(), Error>) -> i32 {
+    match result {
+        Ok(()) => EXIT_OK,
+        Err(e) => {
+            error!(exit_code = EXIT_ERROR, "{e}");
+            EXIT_ERROR
+        }
+    }
+}
+
+/// Signs a model: hash every file, build the manifest, sign, write the bundle.
+fn attest_cmd(args: &AttestArgs, workers: usize, progress: &Progress) -> Result<(), Error> {
+    let pem = read_pem("private key", &args.key)?;
+    let key = PrivateKey::from_pem(&pem).map_err(|source| Error::Key {
+        path: args.key.clone(),
+        source,
+    })?;
+    let progress_fn = |n| progress.inc(n);
+    let mut opts = hash_options(&args.model, &args.hashing, workers, &progress_fn)?;
+    opts.ignore_paths
+        .extend(model_dir::relative_inside(&args.model, &args.signature));
+    let chain = match &args.certificate {
+        None => None,
+        Some(leaf_path) => {
+            let mut chain =
+                load_certificates("signing certificate", std::slice::from_ref(leaf_path))?;
+            chain.truncate(1);
+            chain.extend(load_certificates(
+                "certificate chain",
+                &args.certificate_chain,
+            )?);
+            Some(chain)
+        }
+    };
+    let manifest = attest::hash_model(&opts)?;
+    let bundle = attest::sign(&manifest, &key, chain.as_deref())?;
+    write_atomic(&args.signature, &bundle, 0o644).map_err(|source| Error::Write {
+        path: args.signature.clone(),
+        source,
+    })?;
+    info!(
+        model = %args.model.display(),
+        signature = %args.signature.display(),
+        root_digest = %format!("sha256:{}", hex::encode(manifest.root_digest)),
+        resources = manifest.resources.len(),
+        key_fingerprint = %key.public_key().fingerprint(),
+        "signed"
+    );
+    Ok(())
+}
+
+/// Prints the root digest a signer would put in the statement's subject.
+fn digest_cmd(args: &DigestArgs, workers: usize, progress: &Progress) -> Result<(), Error> {
+    let progress_fn = |n| progress.inc(n);
+    let opts = hash_options(&args.model, &args.hashing, workers, &progress_fn)?;
+    let manifest = attest::hash_model(&opts)?;
+    progress.finish();
+    println!("sha256:{}", hex::encode(manifest.root_digest));
+    Ok(())
+}
+
+/// Validates a policy and prints what it requires.
+fn policy_check_cmd(file: &Path) -> Result<(), Error> {
+    let policy = Policy::from_file(file).map_err(|e| Error::Usage(e.to_string()))?;
+    print!("{}", policy.explain());
+    Ok(())
+}
+
+/// Verifies one Sigstore bundle over a file or digest: 0 verified, 1
+/// rejected, 2 unusable input.
+fn verify_bundle_cmd(args: &VerifyBundleArgs) -> i32 {
+    use crate::verify_bundle::{Artifact, BundleCheckError, Signer, verify_bundle};
+    let run = || -> Result<String, BundleCheckError> {
+        let unusable = |e: Error| BundleCheckError::Unusable(e.to_string());
+        let bundle = String::from_utf8(
+            read_bounded("bundle", &args.bundle, crate::MAX_SIGNATURE_BYTES).map_err(unusable)?,
+        )
+        .map_err(|_| BundleCheckError::Rejected("the bundle is not UTF-8 JSON".into()))?;
+        let artifact = Artifact::parse(&args.artifact).map_err(BundleCheckError::Unusable)?;
+        let root = args.keyless.root().map_err(unusable)?;
+        match &args.key {
+            Some(path) => {
+                let pem = read_pem("public key", path).map_err(unusable)?;
+                verify_bundle(&bundle, &artifact, &Signer::Key(&pem), &root)?;
+                Ok(format!("key {}", path.display()))
+            }
+            None => {
+                let identity = args.keyless.identity().map_err(unusable)?;
+                let result =
+                    verify_bundle(&bundle, &artifact, &Signer::Identity(&identity), &root)?;
+                Ok(result
+                    .identity()
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_default())
+            }
+        }
+    };
+    match run() {
+        Ok(signer) => {
+            info!(bundle = %args.bundle.display(), artifact = %args.artifact, signer = %signer, "verified");
+            EXIT_OK
+        }
+        Err(e) => {
+            let code = if matches!(e, BundleCheckError::Rejected(_)) {
+                EXIT_REJECTED
+            } else {
+                EXIT_ERROR
+            };
+            error!(exit_code = code, bundle = %args.bundle.display(), "{e}");
+            code
+        }
+    }
+}
+
+fn hash_options<'a>(
+    model: &'a Path,
+    args: &HashArgs,
+    workers: usize,
+    progress: &'a (dyn Fn(u64) + Sync),
+) -> Result<HashOptions<'a>, Error> {
+    let hash = HashAlgorithm::from_name(&args.hash)
+        .ok_or_else(|| Error::Usage(format!("unknown hash {}", args.hash)))?;
+    let method = args
+        .shard_size
+        .map_or(Method::Files, |shard_size| Method::Shards { shard_size });
+    let ignore_paths = args
+        .ignore_paths
+        .iter()
+        .map(|p| model_relative(model, p))
+        .collect::<Result<_, _>>()?;
+    Ok(HashOptions {
+        model,
+        hash,
+        method,
+        allow_symlinks: args.allow_symlinks,
+        ignore_paths,
+        workers,
+        progress,
+    })
+}
+
+/// Interprets an `--ignore-paths` value as a path relative to the model root.
+///
+/// Accepted: a path relative to the model (`tokenizer.json`), the same path
+/// spelled through the model argument (`models/llama/tokenizer.json` for model
+/// `models/llama`, as the reference CLI takes it), or an absolute path inside
+/// the model. Anything that would name a path outside it is an error.
+fn model_relative(model: &Path, path: &str) -> Result<String, Error> {
+    let outside = || {
+        Error::Usage(format!(
+            "--ignore-paths {path}: not a path inside the model {}",
+            model.display()
+        ))
+    };
+    let p = Path::new(path);
+    let rel: PathBuf = if p.is_absolute() {
+        let root = std::fs::canonicalize(model).map_err(|_| outside())?;
+        lexical(p)
+            .strip_prefix(&root)
+            .map_err(|_| outside())?
+            .to_path_buf()
+    } else if let Ok(rest) = lexical(p).strip_prefix(lexical(model)) {
+        rest.to_path_buf()
+    } else {
+        p.to_path_buf()
+    };
+    rel.to_str()
+        .and_then(normalize_relative)
+        .ok_or_else(outside)
+}
+
+/// A path with `.` components dropped (no symlink resolution).
+fn lexical(p: &Path) -> PathBuf {
+    p.components()
+        .filter(|c| !matches!(c, Component::CurDir))
+        .collect()
+}
+
+fn read_pem(what: &'static str, path: &Path) -> Result<String, Error> {
+    let bytes = read_bounded(what, path, MAX_KEY_BYTES)?;
+    String::from_utf8(bytes).map_err(|_| Error::Read {
+        what,
+        path: path.to_path_buf(),
+        reason: "not a PEM text file".into(),
+    })
+}
+
+fn load_certificates(what: &'static str, paths: &[PathBuf]) -> Result<Vec<Certificate>, Error> {
+    let mut out = Vec::new();
+    for path in paths {
+        let pem = read_bounded(what, path, MAX_KEY_BYTES)?;
+        out.extend(
+            Certificate::from_pem_bundle(&pem).map_err(|e| Error::Certificate {
+                path: path.clone(),
+                source: e,
+            })?,
+        );
+    }
+    Ok(out)
+}
+
+/// A byte counter on a terminal, nothing otherwise.
+struct Progress {
+    bar: Option<ProgressBar>,
+}
+
+impl Progress {
+    fn new(quiet: bool) -> Self {
+        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+            let bar = ProgressBar::new_spinner();
+            if let Ok(style) =
+                ProgressStyle::with_template("{spinner} hashed {bytes} ({binary_bytes_per_sec})")
+            {
+                bar.set_style(style);
+            }
+            bar
+        });
+        Self { bar }
+    }
+
+    fn inc(&self, n: u64) {
+        if let Some(bar) = &self.bar {
+            bar.inc(n);
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
