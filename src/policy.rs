@@ -538,6 +538,57 @@ mod tests {
     use super::*;
 
     #[test]
+    fn rules_match_by_name_or_by_repository_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("k.pub");
+        std::fs::copy(
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/fixtures/keys/test-signer.pub.pem"
+            ),
+            &key,
+        )
+        .unwrap();
+        let doc = |models: &str| {
+            format!(
+                "apiVersion: modelgate.dev/v1alpha1\nkind: ModelPolicy\nspec:\n  models:\n{models}"
+            )
+        };
+        let rule = |name: &str, matcher: &str| {
+            format!(
+                "    - name: {name}\n      match:\n        {matcher}\n      authorities:\n        - name: k\n          key:\n            path: k.pub\n"
+            )
+        };
+        let text = doc(&(rule(
+            "by-repo",
+            "repositories: [\"registry.example.com/models/*\"]",
+        ) + &rule("by-name", "names: [\"llama-*\"]")));
+        let path = dir.path().join("p.yaml");
+        std::fs::write(&path, text).unwrap();
+        let policy = Policy::from_file(&path).unwrap();
+        assert_eq!(
+            policy
+                .select("llama-3", Some("registry.example.com/models/llama"))
+                .unwrap()
+                .name,
+            "by-repo"
+        );
+        assert_eq!(policy.select("llama-3", None).unwrap().name, "by-name");
+        assert_eq!(
+            policy
+                .select("other", Some("registry.example.com/models/x"))
+                .unwrap()
+                .name,
+            "by-repo"
+        );
+        assert!(
+            policy
+                .select("other", Some("registry.example.com/elsewhere/x"))
+                .is_err()
+        );
+    }
+
+    #[test]
     fn coverage_globs_match_names_or_paths() {
         let p = |s: &str| Pattern::new(s).unwrap();
         assert!(covers(

@@ -446,3 +446,157 @@ fn a_tampered_certificate_is_rejected() {
         "certificate chain validation failed",
     );
 }
+
+/// A model signed keylessly by a private Sigstore (Fulcio-like CA, CT log,
+/// Rekor log) made in the test by tests/support/make_keyless.py, with its
+/// trusted_root.json. `mutate` makes exactly one part wrong.
+struct PrivateSigstore {
+    model: tempfile::TempDir,
+    dir: tempfile::TempDir,
+}
+
+impl PrivateSigstore {
+    fn new(identity: &str, mutate: &str) -> Self {
+        let model = rich_model();
+        let dir = tempfile::tempdir().unwrap();
+        // the manifest comes from a throwaway key signature of the same model
+        let keys = keypair("P-256");
+        let key_sig = dir.path().join("key.sig");
+        modelgate([
+            "attest".as_ref(),
+            model.path().as_os_str(),
+            "--key".as_ref(),
+            keys.private.as_os_str(),
+            "--signature".as_ref(),
+            key_sig.as_os_str(),
+        ])
+        .expect_code(0);
+        let out = std::process::Command::new(venv().join("bin/python"))
+            .arg(repo("tests/support/make_keyless.py"))
+            .args([
+                "--payload-from",
+                &s(&key_sig),
+                "--out",
+                &s(&dir.path().join("model.sig")),
+                "--root",
+                &s(&dir.path().join("root.json")),
+            ])
+            .args([
+                "--identity",
+                identity,
+                "--issuer",
+                "https://oidc.example.com",
+                "--mutate",
+                mutate,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "make_keyless.py: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Self { model, dir }
+    }
+
+    fn verify(&self, identity: &str, issuer: &str, root: bool) -> Run {
+        let mut args = vec![
+            "verify".to_string(),
+            s(self.model.path()),
+            "--signature".into(),
+            s(&self.dir.path().join("model.sig")),
+            "--certificate-identity".into(),
+            identity.into(),
+            "--certificate-oidc-issuer".into(),
+            issuer.into(),
+        ];
+        if root {
+            args.extend([
+                "--trusted-root".into(),
+                s(&self.dir.path().join("root.json")),
+            ]);
+        }
+        modelgate(args)
+    }
+}
+
+const PRIVATE_ISSUER: &str = "https://oidc.example.com";
+
+#[test]
+fn a_private_sigstore_signature_verifies_with_its_trusted_root_only() {
+    let p = PrivateSigstore::new("signer@example.com", "");
+    p.verify("signer@example.com", PRIVATE_ISSUER, true)
+        .expect_code(0)
+        .expect_stderr("signer=sigstore signer@example.com");
+    // the embedded public-good root does not know this CA or these logs
+    p.verify("signer@example.com", PRIVATE_ISSUER, false)
+        .expect_code(1)
+        .expect_stderr("Sigstore verification failed");
+    // a URI identity (a CI workflow), matched by an anchored regex
+    let ci = PrivateSigstore::new(
+        "https://github.com/acme/models/.github/workflows/release.yml@refs/tags/v1",
+        "",
+    );
+    let mut args = vec![
+        "verify".to_string(),
+        s(ci.model.path()),
+        "--signature".into(),
+        s(&ci.dir.path().join("model.sig")),
+    ];
+    args.extend([
+        "--certificate-identity-regexp".into(),
+        "https://github\\.com/acme/models/.*@refs/tags/v.*".into(),
+    ]);
+    args.extend([
+        "--certificate-oidc-issuer".into(),
+        PRIVATE_ISSUER.into(),
+        "--trusted-root".into(),
+        s(&ci.dir.path().join("root.json")),
+    ]);
+    modelgate(args).expect_code(0);
+}
+
+#[test]
+fn a_private_sigstore_signature_with_the_wrong_identity_or_issuer_is_rejected() {
+    let p = PrivateSigstore::new("signer@example.com", "");
+    p.verify("other@example.com", PRIVATE_ISSUER, true)
+        .expect_code(1)
+        .expect_stderr("but the trusted identity is \"other@example.com\"");
+    p.verify("signer@example.com", "https://accounts.google.com", true)
+        .expect_code(1)
+        .expect_stderr("the certificate's OIDC issuer is \"https://oidc.example.com\"");
+}
+
+#[test]
+fn a_certificate_expired_at_signing_time_is_rejected() {
+    PrivateSigstore::new("signer@example.com", "expired")
+        .verify("signer@example.com", PRIVATE_ISSUER, true)
+        .expect_code(1)
+        .expect_stderr("certificate chain validation failed: CertExpired");
+}
+
+#[test]
+fn a_private_log_with_a_broken_inclusion_proof_is_rejected() {
+    PrivateSigstore::new("signer@example.com", "broken-proof")
+        .verify("signer@example.com", PRIVATE_ISSUER, true)
+        .expect_code(1)
+        .expect_stderr(
+            "invalid inclusion proof: inclusion proof verification failed: root hash mismatch",
+        );
+}
+
+#[test]
+fn a_checkpoint_signed_by_another_key_is_rejected() {
+    PrivateSigstore::new("signer@example.com", "bad-checkpoint")
+        .verify("signer@example.com", PRIVATE_ISSUER, true)
+        .expect_code(1)
+        .expect_stderr("invalid checkpoint: No valid Rekor signature found on checkpoint");
+}
+
+#[test]
+fn a_log_entry_for_another_payload_is_rejected() {
+    PrivateSigstore::new("signer@example.com", "other-payload")
+        .verify("signer@example.com", PRIVATE_ISSUER, true)
+        .expect_code(1)
+        .expect_stderr("log entry does not match the bundle: DSSE payload hash mismatch");
+}

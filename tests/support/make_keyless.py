@@ -1,0 +1,237 @@
+"""Makes a Sigstore keyless model signature with a private Sigstore made here:
+a Fulcio-like CA, a CT log and a Rekor log, each with its own key, and the
+matching trusted_root.json. Everything is offline and made for the test.
+
+usage: make_keyless.py --payload-from KEY_SIGNED.sig --out KEYLESS.sig --root TRUSTED_ROOT.json
+                       [--identity ID] [--issuer URL] [--mutate CASE]
+
+The in-toto statement (the model manifest) is taken from a bundle modelgate
+signed with a throwaway key; it is re-signed here by a Fulcio-style
+certificate, logged as a Rekor v1 `dsse` 0.0.1 entry (tree of two leaves,
+inclusion proof, signed checkpoint, signed entry timestamp), with an SCT
+embedded in the certificate.
+
+CASE makes exactly one thing wrong:
+  expired           the certificate expired before the entry was logged
+  broken-proof      a hash of the inclusion proof is altered
+  bad-checkpoint    the checkpoint is signed by a key that is not the log's
+  other-payload     the log entry records another payload and signature
+"""
+import argparse
+import base64
+import datetime
+import hashlib
+import json
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+p = argparse.ArgumentParser()
+p.add_argument("--payload-from", required=True)
+p.add_argument("--out", required=True)
+p.add_argument("--root", required=True)
+p.add_argument("--identity", default="signer@example.com")
+p.add_argument("--issuer", default="https://oidc.example.com")
+p.add_argument("--mutate", default="")
+a = p.parse_args()
+
+PAYLOAD_TYPE = "application/vnd.in-toto+json"
+ecdsa = ec.ECDSA(hashes.SHA256())
+
+
+def b64(data):
+    return base64.b64encode(data).decode()
+
+
+def sha256(data):
+    return hashlib.sha256(data).digest()
+
+
+def spki(key):
+    return key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def der_length(n):
+    if n < 0x80:
+        return bytes([n])
+    body = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(body)]) + body
+
+
+def pae(payload):
+    return b"DSSEv1 %d %s %d " % (len(PAYLOAD_TYPE), PAYLOAD_TYPE.encode(), len(payload)) + payload
+
+
+def canonical(obj):
+    return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+
+
+def rfc3339(t):
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+logged = now - datetime.timedelta(minutes=5)
+year = datetime.timedelta(days=365)
+
+ca_key = ec.generate_private_key(ec.SECP384R1())
+ct_key = ec.generate_private_key(ec.SECP256R1())
+rekor_key = ec.generate_private_key(ec.SECP256R1())
+leaf_key = ec.generate_private_key(ec.SECP256R1())
+
+ca_name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "test"), x509.NameAttribute(NameOID.COMMON_NAME, "test-fulcio")])
+ca = (
+    x509.CertificateBuilder()
+    .subject_name(ca_name)
+    .issuer_name(ca_name)
+    .public_key(ca_key.public_key())
+    .serial_number(x509.random_serial_number())
+    .not_valid_before(now - year)
+    .not_valid_after(now + year)
+    .add_extension(x509.BasicConstraints(ca=True, path_length=1), critical=True)
+    .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+    .sign(ca_key, hashes.SHA384())
+)
+
+# The leaf as Fulcio issues it: no subject, the identity in a critical SAN,
+# the OIDC issuer in Fulcio's extensions (v1 raw, v2 DER UTF8String).
+if a.mutate == "expired":
+    start, end = logged - datetime.timedelta(minutes=20), logged - datetime.timedelta(minutes=10)
+else:
+    start, end = logged - datetime.timedelta(minutes=1), logged + datetime.timedelta(minutes=9)
+san = x509.RFC822Name(a.identity) if "@" in a.identity else x509.UniformResourceIdentifier(a.identity)
+issuer_utf8 = a.issuer.encode()
+serial = x509.random_serial_number()
+
+
+def leaf_builder():
+    return (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([]))
+        .issuer_name(ca_name)
+        .public_key(leaf_key.public_key())
+        .serial_number(serial)
+        .not_valid_before(start)
+        .not_valid_after(end)
+        .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False)
+        .add_extension(x509.SubjectAlternativeName([san]), critical=True)
+        .add_extension(x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.1"), issuer_utf8), critical=False)
+        .add_extension(
+            x509.UnrecognizedExtension(
+                x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.8"), b"\x0c" + der_length(len(issuer_utf8)) + issuer_utf8
+            ),
+            critical=False,
+        )
+    )
+
+
+# The SCT signs the precertificate: the leaf's TBS without the SCT extension.
+precert_tbs = leaf_builder().sign(ca_key, hashes.SHA384()).tbs_certificate_bytes
+ct_log_id = sha256(spki(ct_key))
+sct_time = int(start.timestamp() * 1000).to_bytes(8, "big")
+signed = b"\x00\x00" + sct_time + b"\x00\x01" + sha256(spki(ca_key)) + len(precert_tbs).to_bytes(3, "big") + precert_tbs + b"\x00\x00"
+sct_sig = ct_key.sign(signed, ecdsa)
+sct = b"\x00" + ct_log_id + sct_time + b"\x00\x00" + b"\x04\x03" + len(sct_sig).to_bytes(2, "big") + sct_sig
+sct_list = len(sct).to_bytes(2, "big") + sct
+sct_list = len(sct_list).to_bytes(2, "big") + sct_list
+leaf = leaf_builder().add_extension(
+    x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.11129.2.4.2"), b"\x04" + der_length(len(sct_list)) + sct_list),
+    critical=False,
+).sign(ca_key, hashes.SHA384())
+leaf_pem = leaf.public_bytes(serialization.Encoding.PEM)
+
+payload = base64.b64decode(json.load(open(a.payload_from))["dsseEnvelope"]["payload"])
+signature = leaf_key.sign(pae(payload), ecdsa)
+envelope = {"payload": b64(payload), "payloadType": PAYLOAD_TYPE, "signatures": [{"sig": b64(signature), "keyid": ""}]}
+
+# What the log records: this envelope, or (other-payload) another one.
+logged_payload, logged_sig = payload, signature
+if a.mutate == "other-payload":
+    logged_payload = payload.replace(b'"_type"', b'"_type" ', 1)
+    logged_sig = leaf_key.sign(pae(logged_payload), ecdsa)
+logged_envelope = {"payload": b64(logged_payload), "payloadType": PAYLOAD_TYPE, "signatures": [{"sig": b64(logged_sig), "keyid": ""}]}
+body = canonical(
+    {
+        "apiVersion": "0.0.1",
+        "kind": "dsse",
+        "spec": {
+            "envelopeHash": {"algorithm": "sha256", "value": sha256(canonical(logged_envelope)).hex()},
+            "payloadHash": {"algorithm": "sha256", "value": sha256(logged_payload).hex()},
+            "signatures": [{"signature": b64(logged_sig), "verifier": b64(leaf_pem)}],
+        },
+    }
+)
+
+# A two-leaf log: another entry at index 0, ours at index 1.
+neighbour = sha256(b"\x00" + b"another entry")
+ours = sha256(b"\x00" + body)
+root = sha256(b"\x01" + neighbour + ours)
+proof = [neighbour]
+if a.mutate == "broken-proof":
+    proof = [bytes([neighbour[0] ^ 1]) + neighbour[1:]]
+log_id = sha256(spki(rekor_key))
+integrated = int(logged.timestamp())
+promise = rekor_key.sign(canonical({"body": b64(body), "integratedTime": integrated, "logID": log_id.hex(), "logIndex": 1}), ecdsa)
+note = f"rekor.test - 4242\n2\n{b64(root)}\n"
+checkpoint_key = ec.generate_private_key(ec.SECP256R1()) if a.mutate == "bad-checkpoint" else rekor_key
+checkpoint = note + "\n" + f"\u2014 rekor.test {b64(log_id[:4] + checkpoint_key.sign(note.encode(), ecdsa))}\n"
+
+bundle = {
+    "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+    "verificationMaterial": {
+        "certificate": {"rawBytes": b64(leaf.public_bytes(serialization.Encoding.DER))},
+        "tlogEntries": [
+            {
+                "logIndex": "1",
+                "logId": {"keyId": b64(log_id)},
+                "kindVersion": {"kind": "dsse", "version": "0.0.1"},
+                "integratedTime": str(integrated),
+                "inclusionPromise": {"signedEntryTimestamp": b64(promise)},
+                "inclusionProof": {
+                    "logIndex": "1",
+                    "rootHash": b64(root),
+                    "treeSize": "2",
+                    "hashes": [b64(h) for h in proof],
+                    "checkpoint": {"envelope": checkpoint},
+                },
+                "canonicalizedBody": b64(body),
+            }
+        ],
+    },
+    "dsseEnvelope": envelope,
+}
+json.dump(bundle, open(a.out, "w"), indent=2)
+
+valid = {"start": rfc3339(now - year)}
+trusted_root = {
+    "mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
+    "tlogs": [
+        {
+            "baseUrl": "https://rekor.test",
+            "hashAlgorithm": "SHA2_256",
+            "publicKey": {"rawBytes": b64(spki(rekor_key)), "keyDetails": "PKIX_ECDSA_P256_SHA_256", "validFor": valid},
+            "logId": {"keyId": b64(log_id)},
+        }
+    ],
+    "certificateAuthorities": [
+        {
+            "subject": {"organization": "test", "commonName": "test-fulcio"},
+            "uri": "https://fulcio.test",
+            "certChain": {"certificates": [{"rawBytes": b64(ca.public_bytes(serialization.Encoding.DER))}]},
+            "validFor": valid,
+        }
+    ],
+    "ctlogs": [
+        {
+            "baseUrl": "https://ctfe.test",
+            "hashAlgorithm": "SHA2_256",
+            "publicKey": {"rawBytes": b64(spki(ct_key)), "keyDetails": "PKIX_ECDSA_P256_SHA_256", "validFor": valid},
+            "logId": {"keyId": b64(ct_log_id)},
+        }
+    ],
+    "timestampAuthorities": [],
+}
+json.dump(trusted_root, open(a.root, "w"), indent=2)
