@@ -457,6 +457,12 @@ struct PrivateSigstore {
 
 impl PrivateSigstore {
     fn new(identity: &str, mutate: &str) -> Self {
+        Self::with_rekor("v1", identity, mutate)
+    }
+
+    /// `rekor` is "v1" (dsse 0.0.1 with integrated time and SET) or "v2"
+    /// (hashedrekord 0.0.2 over the PAE, timed by an RFC 3161 timestamp).
+    fn with_rekor(rekor: &str, identity: &str, mutate: &str) -> Self {
         let model = rich_model();
         let dir = tempfile::tempdir().unwrap();
         // the manifest comes from a throwaway key signature of the same model
@@ -488,6 +494,8 @@ impl PrivateSigstore {
                 "https://oidc.example.com",
                 "--mutate",
                 mutate,
+                "--rekor",
+                rekor,
             ])
             .output()
             .unwrap();
@@ -569,34 +577,128 @@ fn a_private_sigstore_signature_with_the_wrong_identity_or_issuer_is_rejected() 
 
 #[test]
 fn a_certificate_expired_at_signing_time_is_rejected() {
-    PrivateSigstore::new("signer@example.com", "expired")
-        .verify("signer@example.com", PRIVATE_ISSUER, true)
-        .expect_code(1)
-        .expect_stderr("certificate chain validation failed: CertExpired");
+    for rekor in ["v1", "v2"] {
+        PrivateSigstore::with_rekor(rekor, "signer@example.com", "expired")
+            .verify("signer@example.com", PRIVATE_ISSUER, true)
+            .expect_code(1)
+            .expect_stderr("certificate chain validation failed: CertExpired");
+    }
 }
 
 #[test]
 fn a_private_log_with_a_broken_inclusion_proof_is_rejected() {
-    PrivateSigstore::new("signer@example.com", "broken-proof")
-        .verify("signer@example.com", PRIVATE_ISSUER, true)
-        .expect_code(1)
-        .expect_stderr(
-            "invalid inclusion proof: inclusion proof verification failed: root hash mismatch",
-        );
+    for rekor in ["v1", "v2"] {
+        PrivateSigstore::with_rekor(rekor, "signer@example.com", "broken-proof")
+            .verify("signer@example.com", PRIVATE_ISSUER, true)
+            .expect_code(1)
+            .expect_stderr(
+                "invalid inclusion proof: inclusion proof verification failed: root hash mismatch",
+            );
+    }
 }
 
 #[test]
 fn a_checkpoint_signed_by_another_key_is_rejected() {
-    PrivateSigstore::new("signer@example.com", "bad-checkpoint")
-        .verify("signer@example.com", PRIVATE_ISSUER, true)
-        .expect_code(1)
-        .expect_stderr("invalid checkpoint: No valid Rekor signature found on checkpoint");
+    for rekor in ["v1", "v2"] {
+        PrivateSigstore::with_rekor(rekor, "signer@example.com", "bad-checkpoint")
+            .verify("signer@example.com", PRIVATE_ISSUER, true)
+            .expect_code(1)
+            .expect_stderr("invalid checkpoint: No valid Rekor signature found on checkpoint");
+    }
 }
 
 #[test]
 fn a_log_entry_for_another_payload_is_rejected() {
-    PrivateSigstore::new("signer@example.com", "other-payload")
+    // Rekor v1 dsse: the entry's payload hash differs; Rekor v2 hashedrekord:
+    // the logged digest of the PAE differs.
+    for (rekor, message) in [
+        (
+            "v1",
+            "log entry does not match the bundle: DSSE payload hash mismatch",
+        ),
+        ("v2", "artifact hash mismatch for hashedrekord entry"),
+    ] {
+        PrivateSigstore::with_rekor(rekor, "signer@example.com", "other-payload")
+            .verify("signer@example.com", PRIVATE_ISSUER, true)
+            .expect_code(1)
+            .expect_stderr(message);
+    }
+}
+
+#[test]
+fn a_rekor_v2_bundle_verifies_with_its_rfc3161_timestamp() {
+    let p = PrivateSigstore::with_rekor("v2", "signer@example.com", "");
+    let meas = p.dir.path().join("m.json");
+    let mut args = vec![
+        "verify".to_string(),
+        s(p.model.path()),
+        "--signature".into(),
+        s(&p.dir.path().join("model.sig")),
+    ];
+    args.extend([
+        "--certificate-identity".into(),
+        "signer@example.com".into(),
+        "--certificate-oidc-issuer".into(),
+        PRIVATE_ISSUER.into(),
+    ]);
+    args.extend([
+        "--trusted-root".into(),
+        s(&p.dir.path().join("root.json")),
+        "--measurement".into(),
+        s(&meas),
+    ]);
+    modelgate(args).expect_code(0);
+    let bundle: Value =
+        serde_json::from_slice(&std::fs::read(p.dir.path().join("model.sig")).unwrap()).unwrap();
+    assert_eq!(
+        bundle["verificationMaterial"]["tlogEntries"][0]["kindVersion"]["version"],
+        "0.0.2"
+    );
+    // a Rekor v2 entry has no integrated time: the signing time is the TSA's
+    let doc: Value = serde_json::from_slice(&std::fs::read(&meas).unwrap()).unwrap();
+    let sigstore = &doc["signers"][0]["sigstore"];
+    assert!(sigstore["rekor"]["integratedTime"].is_null(), "{sigstore}");
+    assert_eq!(
+        sigstore["verifiedTimestamps"].as_array().unwrap().len(),
+        1,
+        "{sigstore}"
+    );
+}
+
+#[test]
+fn a_rekor_v2_bundle_without_a_trusted_timestamp_is_rejected() {
+    use base64::Engine as _;
+    let p = PrivateSigstore::with_rekor("v2", "signer@example.com", "");
+    // the timestamp token altered
+    let sig = p.dir.path().join("model.sig");
+    let mut bundle: Value = serde_json::from_slice(&std::fs::read(&sig).unwrap()).unwrap();
+    let token = &mut bundle["verificationMaterial"]["timestampVerificationData"]["rfc3161Timestamps"]
+        [0]["signedTimestamp"];
+    let mut raw = base64::engine::general_purpose::STANDARD
+        .decode(token.as_str().unwrap())
+        .unwrap();
+    let at = raw.len() - 10;
+    raw[at] ^= 1;
+    *token = base64::engine::general_purpose::STANDARD.encode(raw).into();
+    std::fs::write(&sig, serde_json::to_vec(&bundle).unwrap()).unwrap();
+    p.verify("signer@example.com", PRIVATE_ISSUER, true)
+        .expect_code(1)
+        .expect_stderr("invalid RFC 3161 timestamp");
+    // or a trusted root that names no timestamp authority
+    let q = PrivateSigstore::with_rekor("v2", "signer@example.com", "");
+    let root_path = q.dir.path().join("root.json");
+    let mut root: Value = serde_json::from_slice(&std::fs::read(&root_path).unwrap()).unwrap();
+    root["timestampAuthorities"] = serde_json::json!([]);
+    std::fs::write(&root_path, serde_json::to_vec(&root).unwrap()).unwrap();
+    q.verify("signer@example.com", PRIVATE_ISSUER, true)
+        .expect_code(1)
+        .expect_stderr("no timestamp authorities configured");
+}
+
+#[test]
+fn an_sct_from_an_untrusted_ct_log_key_is_rejected() {
+    PrivateSigstore::new("signer@example.com", "bad-sct")
         .verify("signer@example.com", PRIVATE_ISSUER, true)
         .expect_code(1)
-        .expect_stderr("log entry does not match the bundle: DSSE payload hash mismatch");
+        .expect_stderr("invalid signed certificate timestamp: SCT signature verification failed");
 }

@@ -3,19 +3,23 @@ a Fulcio-like CA, a CT log and a Rekor log, each with its own key, and the
 matching trusted_root.json. Everything is offline and made for the test.
 
 usage: make_keyless.py --payload-from KEY_SIGNED.sig --out KEYLESS.sig --root TRUSTED_ROOT.json
-                       [--identity ID] [--issuer URL] [--mutate CASE]
+                       [--identity ID] [--issuer URL] [--rekor v1|v2] [--mutate CASE]
 
 The in-toto statement (the model manifest) is taken from a bundle modelgate
 signed with a throwaway key; it is re-signed here by a Fulcio-style
 certificate, logged as a Rekor v1 `dsse` 0.0.1 entry (tree of two leaves,
 inclusion proof, signed checkpoint, signed entry timestamp), with an SCT
-embedded in the certificate.
+embedded in the certificate. With `--rekor v2` the entry is a Rekor v2
+`hashedrekord` 0.0.2 over the DSSE PAE instead: no integrated time and no
+signed entry timestamp, so the signing time comes from an RFC 3161
+timestamp by a test TSA (built with asn1crypto), as Rekor v2 requires.
 
 CASE makes exactly one thing wrong:
   expired           the certificate expired before the entry was logged
   broken-proof      a hash of the inclusion proof is altered
   bad-checkpoint    the checkpoint is signed by a key that is not the log's
   other-payload     the log entry records another payload and signature
+  bad-sct           the embedded SCT is signed by a CT key the root does not trust
 """
 import argparse
 import base64
@@ -34,6 +38,7 @@ p.add_argument("--out", required=True)
 p.add_argument("--root", required=True)
 p.add_argument("--identity", default="signer@example.com")
 p.add_argument("--issuer", default="https://oidc.example.com")
+p.add_argument("--rekor", default="v1", choices=["v1", "v2"])
 p.add_argument("--mutate", default="")
 a = p.parse_args()
 
@@ -133,7 +138,8 @@ precert_tbs = leaf_builder().sign(ca_key, hashes.SHA384()).tbs_certificate_bytes
 ct_log_id = sha256(spki(ct_key))
 sct_time = int(start.timestamp() * 1000).to_bytes(8, "big")
 signed = b"\x00\x00" + sct_time + b"\x00\x01" + sha256(spki(ca_key)) + len(precert_tbs).to_bytes(3, "big") + precert_tbs + b"\x00\x00"
-sct_sig = ct_key.sign(signed, ecdsa)
+sct_signer = ec.generate_private_key(ec.SECP256R1()) if a.mutate == "bad-sct" else ct_key
+sct_sig = sct_signer.sign(signed, ecdsa)
 sct = b"\x00" + ct_log_id + sct_time + b"\x00\x00" + b"\x04\x03" + len(sct_sig).to_bytes(2, "big") + sct_sig
 sct_list = len(sct).to_bytes(2, "big") + sct
 sct_list = len(sct_list).to_bytes(2, "big") + sct_list
@@ -153,17 +159,37 @@ if a.mutate == "other-payload":
     logged_payload = payload.replace(b'"_type"', b'"_type" ', 1)
     logged_sig = leaf_key.sign(pae(logged_payload), ecdsa)
 logged_envelope = {"payload": b64(logged_payload), "payloadType": PAYLOAD_TYPE, "signatures": [{"sig": b64(logged_sig), "keyid": ""}]}
-body = canonical(
-    {
-        "apiVersion": "0.0.1",
-        "kind": "dsse",
-        "spec": {
-            "envelopeHash": {"algorithm": "sha256", "value": sha256(canonical(logged_envelope)).hex()},
-            "payloadHash": {"algorithm": "sha256", "value": sha256(logged_payload).hex()},
-            "signatures": [{"signature": b64(logged_sig), "verifier": b64(leaf_pem)}],
-        },
-    }
-)
+if a.rekor == "v2":
+    body = canonical(
+        {
+            "apiVersion": "0.0.2",
+            "kind": "hashedrekord",
+            "spec": {
+                "hashedRekordV002": {
+                    "data": {"algorithm": "SHA2_256", "digest": b64(sha256(pae(logged_payload)))},
+                    "signature": {
+                        "content": b64(logged_sig),
+                        "verifier": {
+                            "keyDetails": "PKIX_ECDSA_P256_SHA_256",
+                            "x509Certificate": {"rawBytes": b64(leaf.public_bytes(serialization.Encoding.DER))},
+                        },
+                    },
+                }
+            },
+        }
+    )
+else:
+    body = canonical(
+        {
+            "apiVersion": "0.0.1",
+            "kind": "dsse",
+            "spec": {
+                "envelopeHash": {"algorithm": "sha256", "value": sha256(canonical(logged_envelope)).hex()},
+                "payloadHash": {"algorithm": "sha256", "value": sha256(logged_payload).hex()},
+                "signatures": [{"signature": b64(logged_sig), "verifier": b64(leaf_pem)}],
+            },
+        }
+    )
 
 # A two-leaf log: another entry at index 0, ours at index 1.
 neighbour = sha256(b"\x00" + b"another entry")
@@ -178,6 +204,87 @@ promise = rekor_key.sign(canonical({"body": b64(body), "integratedTime": integra
 note = f"rekor.test - 4242\n2\n{b64(root)}\n"
 checkpoint_key = ec.generate_private_key(ec.SECP256R1()) if a.mutate == "bad-checkpoint" else rekor_key
 checkpoint = note + "\n" + f"\u2014 rekor.test {b64(log_id[:4] + checkpoint_key.sign(note.encode(), ecdsa))}\n"
+
+
+
+def rfc3161_token(signed_bytes, when):
+    """An RFC 3161 TimeStampToken (CMS SignedData over a TSTInfo) whose
+    message imprint is SHA-256 of `signed_bytes`, by a TSA certificate that
+    a test root issued; returns the token and the chain, leaf first."""
+    from asn1crypto import cms, tsp
+    from asn1crypto import x509 as ax509
+
+    tsa_root_key = ec.generate_private_key(ec.SECP384R1())
+    tsa_key = ec.generate_private_key(ec.SECP256R1())
+    root_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test-tsa-root")])
+    tsa_root = (
+        x509.CertificateBuilder()
+        .subject_name(root_name)
+        .issuer_name(root_name)
+        .public_key(tsa_root_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - year)
+        .not_valid_after(now + year)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+        .sign(tsa_root_key, hashes.SHA384())
+    )
+    tsa_cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test-tsa")]))
+        .issuer_name(root_name)
+        .public_key(tsa_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - year)
+        .not_valid_after(now + year)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=True)
+        .sign(tsa_root_key, hashes.SHA384())
+    )
+    tsa_der = tsa_cert.public_bytes(serialization.Encoding.DER)
+    tst_info = tsp.TSTInfo(
+        {
+            "version": "v1",
+            "policy": "1.3.6.1.4.1.57264.2",
+            "message_imprint": {"hash_algorithm": {"algorithm": "sha256"}, "hashed_message": sha256(signed_bytes)},
+            "serial_number": 1,
+            "gen_time": when,
+        }
+    )
+    tst_der = tst_info.dump()
+    attrs = cms.CMSAttributes(
+        [
+            {"type": "content_type", "values": ["tst_info"]},
+            {"type": "message_digest", "values": [sha256(tst_der)]},
+            {"type": "signing_certificate_v2", "values": [{"certs": [{"cert_hash": sha256(tsa_der)}]}]},
+        ]
+    )
+    cert = ax509.Certificate.load(tsa_der)
+    signer = cms.SignerInfo(
+        {
+            "version": "v1",
+            "sid": cms.SignerIdentifier(
+                {"issuer_and_serial_number": {"issuer": cert.issuer, "serial_number": cert.serial_number}}
+            ),
+            "digest_algorithm": {"algorithm": "sha256"},
+            "signed_attrs": attrs,
+            "signature_algorithm": {"algorithm": "sha256_ecdsa"},
+            "signature": tsa_key.sign(attrs.dump(), ecdsa),
+        }
+    )
+    signed_data = cms.SignedData(
+        {
+            "version": "v3",
+            "digest_algorithms": [{"algorithm": "sha256"}],
+            "encap_content_info": {"content_type": "tst_info", "content": tst_info},
+            "certificates": [cert],
+            "signer_infos": [signer],
+        }
+    )
+    token = cms.ContentInfo({"content_type": "signed_data", "content": signed_data}).dump()
+    return token, [tsa_der, tsa_root.public_bytes(serialization.Encoding.DER)]
+
 
 bundle = {
     "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
@@ -203,6 +310,21 @@ bundle = {
     },
     "dsseEnvelope": envelope,
 }
+tsa_authorities = []
+if a.rekor == "v2":
+    entry = bundle["verificationMaterial"]["tlogEntries"][0]
+    entry["kindVersion"] = {"kind": "hashedrekord", "version": "0.0.2"}
+    del entry["integratedTime"], entry["inclusionPromise"]
+    token, tsa_chain = rfc3161_token(signature, logged)
+    bundle["verificationMaterial"]["timestampVerificationData"] = {"rfc3161Timestamps": [{"signedTimestamp": b64(token)}]}
+    tsa_authorities = [
+        {
+            "subject": {"organization": "test", "commonName": "test-tsa"},
+            "uri": "https://tsa.test",
+            "certChain": {"certificates": [{"rawBytes": b64(der)} for der in tsa_chain]},
+            "validFor": {"start": rfc3339(now - year)},
+        }
+    ]
 json.dump(bundle, open(a.out, "w"), indent=2)
 
 valid = {"start": rfc3339(now - year)}
@@ -232,6 +354,6 @@ trusted_root = {
             "logId": {"keyId": b64(ct_log_id)},
         }
     ],
-    "timestampAuthorities": [],
+    "timestampAuthorities": tsa_authorities,
 }
 json.dump(trusted_root, open(a.root, "w"), indent=2)
