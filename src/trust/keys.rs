@@ -70,20 +70,16 @@ impl fmt::Debug for PublicKey {
 impl PublicKey {
     /// Parses a `-----BEGIN PUBLIC KEY-----` (SubjectPublicKeyInfo) PEM.
     pub fn from_pem(pem: &str) -> Result<Self, KeyError> {
-        if let Ok(k) = p256::PublicKey::from_public_key_pem(pem) {
-            return Ok(Self::P256(k.into()));
+        let not_spki = || {
+            KeyError::Unsupported(
+                "not a PEM SubjectPublicKeyInfo EC key on P-256, P-384 or P-521".into(),
+            )
+        };
+        let (label, der) = p256::pkcs8::der::Document::from_pem(pem).map_err(|_| not_spki())?;
+        if label != "PUBLIC KEY" {
+            return Err(not_spki());
         }
-        if let Ok(k) = p384::PublicKey::from_public_key_pem(pem) {
-            return Ok(Self::P384(k.into()));
-        }
-        if let Ok(k) = p521::PublicKey::from_public_key_pem(pem) {
-            let key = p521::ecdsa::VerifyingKey::from_affine(*k.as_affine())
-                .map_err(|e| KeyError::Unsupported(format!("invalid P-521 public key: {e}")))?;
-            return Ok(Self::P521(key));
-        }
-        Err(KeyError::Unsupported(
-            "not a PEM SubjectPublicKeyInfo EC key on P-256, P-384 or P-521".into(),
-        ))
+        Self::from_spki_der(der.as_bytes()).map_err(|_| not_spki())
     }
 
     /// Parses a DER SubjectPublicKeyInfo (from a certificate).
