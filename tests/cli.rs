@@ -11,15 +11,7 @@ fn signed_model() -> (tempfile::TempDir, tempfile::TempDir, Keys) {
     let model = rich_model();
     let out = tempfile::tempdir().unwrap();
     let sig = out.path().join("m.sig");
-    modelgate([
-        "attest".as_ref(),
-        model.path().as_os_str(),
-        "--key".as_ref(),
-        keys.private.as_os_str(),
-        "--signature".as_ref(),
-        sig.as_os_str(),
-    ])
-    .expect_code(0);
+    attest(model.path(), &keys.private, &sig);
     (model, out, keys)
 }
 

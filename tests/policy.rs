@@ -32,15 +32,7 @@ impl Setup {
     }
 
     fn sign(&self, keys: &Keys, name: &str) {
-        modelgate([
-            "attest".as_ref(),
-            self.model.path().as_os_str(),
-            "--key".as_ref(),
-            keys.private.as_os_str(),
-            "--signature".as_ref(),
-            self.path(name).as_os_str(),
-        ])
-        .expect_code(0);
+        attest(self.model.path(), &keys.private, self.path(name));
     }
 
     fn path(&self, name: &str) -> PathBuf {

@@ -468,15 +468,7 @@ impl PrivateSigstore {
         // the manifest comes from a throwaway key signature of the same model
         let keys = keypair("P-256");
         let key_sig = dir.path().join("key.sig");
-        modelgate([
-            "attest".as_ref(),
-            model.path().as_os_str(),
-            "--key".as_ref(),
-            keys.private.as_os_str(),
-            "--signature".as_ref(),
-            key_sig.as_os_str(),
-        ])
-        .expect_code(0);
+        attest(model.path(), &keys.private, &key_sig);
         let out = std::process::Command::new(venv().join("bin/python"))
             .arg(repo("tests/support/make_keyless.py"))
             .args([
@@ -530,6 +522,17 @@ impl PrivateSigstore {
 
 const PRIVATE_ISSUER: &str = "https://oidc.example.com";
 
+/// A private-Sigstore signature with one part made wrong (`mutate`) must be
+/// rejected, for each Rekor version, with that version's message.
+fn private_rejection(mutate: &str, cases: &[(&str, &str)]) {
+    for (rekor, message) in cases {
+        PrivateSigstore::with_rekor(rekor, "signer@example.com", mutate)
+            .verify("signer@example.com", PRIVATE_ISSUER, true)
+            .expect_code(1)
+            .expect_stderr(message);
+    }
+}
+
 #[test]
 fn a_private_sigstore_signature_verifies_with_its_trusted_root_only() {
     let p = PrivateSigstore::new("signer@example.com", "");
@@ -577,52 +580,41 @@ fn a_private_sigstore_signature_with_the_wrong_identity_or_issuer_is_rejected() 
 
 #[test]
 fn a_certificate_expired_at_signing_time_is_rejected() {
-    for rekor in ["v1", "v2"] {
-        PrivateSigstore::with_rekor(rekor, "signer@example.com", "expired")
-            .verify("signer@example.com", PRIVATE_ISSUER, true)
-            .expect_code(1)
-            .expect_stderr("certificate chain validation failed: CertExpired");
-    }
+    private_rejection(
+        "expired",
+        &[
+            ("v1", "certificate chain validation failed: CertExpired"),
+            ("v2", "certificate chain validation failed: CertExpired"),
+        ],
+    );
 }
 
 #[test]
 fn a_private_log_with_a_broken_inclusion_proof_is_rejected() {
-    for rekor in ["v1", "v2"] {
-        PrivateSigstore::with_rekor(rekor, "signer@example.com", "broken-proof")
-            .verify("signer@example.com", PRIVATE_ISSUER, true)
-            .expect_code(1)
-            .expect_stderr(
-                "invalid inclusion proof: inclusion proof verification failed: root hash mismatch",
-            );
-    }
+    let broken = "invalid inclusion proof: inclusion proof verification failed: root hash mismatch";
+    private_rejection("broken-proof", &[("v1", broken), ("v2", broken)]);
 }
 
 #[test]
 fn a_checkpoint_signed_by_another_key_is_rejected() {
-    for rekor in ["v1", "v2"] {
-        PrivateSigstore::with_rekor(rekor, "signer@example.com", "bad-checkpoint")
-            .verify("signer@example.com", PRIVATE_ISSUER, true)
-            .expect_code(1)
-            .expect_stderr("invalid checkpoint: No valid Rekor signature found on checkpoint");
-    }
+    let bad = "invalid checkpoint: No valid Rekor signature found on checkpoint";
+    private_rejection("bad-checkpoint", &[("v1", bad), ("v2", bad)]);
 }
 
 #[test]
 fn a_log_entry_for_another_payload_is_rejected() {
     // Rekor v1 dsse: the entry's payload hash differs; Rekor v2 hashedrekord:
     // the logged digest of the PAE differs.
-    for (rekor, message) in [
-        (
-            "v1",
-            "log entry does not match the bundle: DSSE payload hash mismatch",
-        ),
-        ("v2", "artifact hash mismatch for hashedrekord entry"),
-    ] {
-        PrivateSigstore::with_rekor(rekor, "signer@example.com", "other-payload")
-            .verify("signer@example.com", PRIVATE_ISSUER, true)
-            .expect_code(1)
-            .expect_stderr(message);
-    }
+    private_rejection(
+        "other-payload",
+        &[
+            (
+                "v1",
+                "log entry does not match the bundle: DSSE payload hash mismatch",
+            ),
+            ("v2", "artifact hash mismatch for hashedrekord entry"),
+        ],
+    );
 }
 
 #[test]
@@ -697,8 +689,11 @@ fn a_rekor_v2_bundle_without_a_trusted_timestamp_is_rejected() {
 
 #[test]
 fn an_sct_from_an_untrusted_ct_log_key_is_rejected() {
-    PrivateSigstore::new("signer@example.com", "bad-sct")
-        .verify("signer@example.com", PRIVATE_ISSUER, true)
-        .expect_code(1)
-        .expect_stderr("invalid signed certificate timestamp: SCT signature verification failed");
+    private_rejection(
+        "bad-sct",
+        &[(
+            "v1",
+            "invalid signed certificate timestamp: SCT signature verification failed",
+        )],
+    );
 }

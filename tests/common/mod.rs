@@ -84,6 +84,19 @@ pub fn verify(model: impl AsRef<Path>, sig: impl AsRef<Path>, key: impl AsRef<Pa
     modelgate(verify_args(model, sig, key))
 }
 
+/// Signs `model` with `key` into `sig` (`modelgate attest`), asserting success.
+pub fn attest(model: impl AsRef<Path>, key: impl AsRef<Path>, sig: impl AsRef<Path>) {
+    let args: [OsString; 6] = [
+        "attest".into(),
+        model.as_ref().into(),
+        "--key".into(),
+        key.as_ref().into(),
+        "--signature".into(),
+        sig.as_ref().into(),
+    ];
+    modelgate(args).expect_code(0);
+}
+
 /// Runs the modelgate binary with extra environment variables.
 pub fn modelgate_env<I, S>(env: &[(&str, &str)], args: I) -> Run
 where
