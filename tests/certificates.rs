@@ -307,3 +307,29 @@ fn trust_flags_are_exclusive_and_anchor_files_must_hold_certificates() {
             p(&junk)
         ));
 }
+
+/// Signs the rich model with the reference by a PKI made with `options` and
+/// verifies it anchored at the root.
+fn chain_verdict(options: &[&str]) -> Run {
+    let pki = Pki::new(options);
+    let model = rich_model();
+    let out = tempfile::tempdir().unwrap();
+    let sig = out.path().join("m.sig");
+    reference_signs(&pki, model.path(), &sig);
+    verify_cert(model.path(), &sig, &[pki.s("root.pem")], &[])
+}
+
+#[test]
+fn path_length_key_usage_and_critical_extensions_are_enforced() {
+    chain_verdict(&["--root-path-len-zero"])
+        .expect_code(1)
+        .expect_stderr("CA CN=test-root-ca allows 0 intermediate(s) below it, the chain has 1");
+    chain_verdict(&["--intermediate-no-cert-sign"])
+        .expect_code(1)
+        .expect_stderr("CA CN=test-intermediate-ca is not allowed to sign certificates (keyUsage lacks keyCertSign)");
+    chain_verdict(&["--leaf-unknown-critical"])
+        .expect_code(1)
+        .expect_stderr(
+            "has a critical extension 1.3.6.1.4.1.99999.1 that modelgate does not process",
+        );
+}
