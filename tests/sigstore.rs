@@ -697,3 +697,38 @@ fn an_sct_from_an_untrusted_ct_log_key_is_rejected() {
         )],
     );
 }
+
+#[test]
+fn a_policy_keyless_authority_uses_its_own_trusted_root() {
+    let p = PrivateSigstore::new("signer@example.com", "");
+    let policy = |trusted_root: &str| {
+        let path = p.dir.path().join("policy.yaml");
+        std::fs::write(
+            &path,
+            format!(
+                "apiVersion: modelgate.dev/v1alpha1\nkind: ModelPolicy\nspec:\n  models:\n    - name: private\n      match:\n        names: [\"*\"]\n      authorities:\n        - name: private-sigstore\n          keyless:\n            identities:\n              - issuer: {PRIVATE_ISSUER}\n                subject: signer@example.com\n{trusted_root}"
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let run = |policy: PathBuf| {
+        modelgate([
+            "verify".as_ref(),
+            p.model.path().as_os_str(),
+            "--policy".as_ref(),
+            policy.as_os_str(),
+            "--signature".as_ref(),
+            p.dir.path().join("model.sig").as_os_str(),
+        ])
+    };
+    run(policy(
+        "            trustedRoot:\n              path: root.json\n",
+    ))
+    .expect_code(0)
+    .expect_stderr("[private-sigstore]");
+    // without it, the embedded public-good root applies and refuses the private CA
+    run(policy(""))
+        .expect_code(1)
+        .expect_stderr("Sigstore verification failed");
+}
