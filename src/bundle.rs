@@ -4,7 +4,7 @@
 //! signature is trusted (that is [`crate::trust`] and [`crate::verify`]).
 
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -266,11 +266,10 @@ impl VerificationMaterial {
 /// DSSE allows standard or URL-safe base64, padded or not.
 fn decode_base64(text: &str) -> Option<Vec<u8>> {
     let trimmed = text.trim_end_matches('=');
-    base64::engine::general_purpose::STANDARD_NO_PAD
+    STANDARD_NO_PAD
         .decode(trimmed)
-        .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(trimmed))
+        .or_else(|_| URL_SAFE_NO_PAD.decode(trimmed))
         .ok()
-        .or_else(|| URL_SAFE.decode(text).ok())
 }
 
 /// DSSE's pre-authentication encoding: what is actually signed.

@@ -120,3 +120,18 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()>
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_bounded_refuses_a_file_over_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, [0u8; 17]).unwrap();
+        assert_eq!(read_bounded("test", &path, 17).unwrap().len(), 17);
+        let err = read_bounded("test", &path, 16).unwrap_err().to_string();
+        assert!(err.contains("it is larger than 16 bytes"), "{err}");
+    }
+}

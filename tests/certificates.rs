@@ -297,6 +297,21 @@ fn trust_flags_are_exclusive_and_anchor_files_must_hold_certificates() {
         "k",
     ])
     .expect_code(2);
+    // anchors and a keyless identity together: one would be silently unused
+    modelgate([
+        "verify",
+        &m,
+        "--signature",
+        "s",
+        "--certificate-chain",
+        "c.pem",
+        "--certificate-identity",
+        "a@example.com",
+        "--certificate-oidc-issuer",
+        "https://issuer.example.com",
+    ])
+    .expect_code(2)
+    .expect_stderr("cannot be used with");
     let dir = tempfile::tempdir().unwrap();
     let junk = dir.path().join("junk.pem");
     std::fs::write(&junk, "not a certificate").unwrap();

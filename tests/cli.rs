@@ -401,3 +401,22 @@ fn nix_is_root() -> bool {
         .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
         .unwrap_or(false)
 }
+
+#[test]
+fn a_verified_model_whose_measurement_cannot_be_written_does_not_start() {
+    let (model, out, keys) = signed_model();
+    // a folder where the document should go: the atomic rename cannot replace it
+    let blocked = out.path().join("measurement.json");
+    std::fs::create_dir(&blocked).unwrap();
+    let mut args = verify_args(model.path(), out.path().join("m.sig"), &keys.public);
+    args.extend(["--measurement".into(), blocked.into()]);
+    let run = modelgate(args);
+    run.expect_code(2)
+        .expect_stderr("cannot write measurement")
+        .expect_stderr("the model matched its signature, but its measurement could not be written; do not start the workload");
+    assert!(
+        !run.stderr.contains("INFO verified"),
+        "no success line beside a failure:\n{}",
+        run.stderr
+    );
+}

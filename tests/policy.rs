@@ -375,7 +375,7 @@ fn policy_check_explains_valid_policies_and_rejects_bad_ones() {
         "rootDigest",
     );
     bad(&rule(&format!("{TWO_KEYS}      mode: audit\n")), "audit");
-    bad(TWO_KEYS, "");
+    bad(TWO_KEYS, "expected mapping start"); // a rule list is not a policy document
     bad(
         &rule(TWO_KEYS).replace("modelgate.dev/v1alpha1", "policy.sigstore.dev/v1beta1"),
         "expected apiVersion modelgate.dev/v1alpha1",

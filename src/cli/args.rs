@@ -215,7 +215,7 @@ pub struct VerifyArgs {
     #[arg(
         long = "certificate-chain",
         value_name = "ROOT_OR_INTERMEDIATE.pem",
-        conflicts_with = "key"
+        conflicts_with_all = ["key", "identity"]
     )]
     pub certificate_chain: Vec<PathBuf>,
     /// Accept a signing certificate that has expired, if it was valid when

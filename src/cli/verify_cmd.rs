@@ -70,9 +70,15 @@ pub(super) fn verify_cmd(args: &VerifyArgs, workers: usize, progress: &Progress)
             for why in &verified.disregarded {
                 warn!("signature not counted: {why}");
             }
-            let code = record(args, || {
+            if record(args, || {
                 Measurement::verified(&args.model, &verified).with_policy(decided())
-            });
+            }) != EXIT_OK
+            {
+                // The files matched, but the verdict could not be recorded:
+                // never report "verified" alongside a non-zero exit.
+                error!(exit_code = EXIT_ERROR, model = %args.model.display(), "the model matched its signature, but its measurement could not be written; do not start the workload");
+                return EXIT_ERROR;
+            }
             let signers: Vec<String> = verified
                 .signers
                 .iter()
@@ -86,7 +92,7 @@ pub(super) fn verify_cmd(args: &VerifyArgs, workers: usize, progress: &Progress)
                 signer = %signers.join("; "),
                 "verified"
             );
-            code
+            EXIT_OK
         }
         Err(rejection) => reject(args, &rejection, Some((rule.mode, decided()))),
     }

@@ -50,10 +50,12 @@ pub fn compare(
         if signed.is_some() {
             seen.insert(entry.name.as_str());
         } else {
-            let empty = entry.kind == EntryKind::File { size: 0 };
-            if empty && matches!(serialization.method, Method::Shards { .. }) {
-                // An empty file has no shards, so the format cannot list it;
-                // the reference skips it the same way.
+            if let EntryKind::File { size } = entry.kind
+                && ResourceKey::for_file(&entry.name, size, serialization.method).is_empty()
+            {
+                // A file with no resources under this method (an empty file
+                // under shards) cannot be listed by any signature; the
+                // reference skips it the same way.
                 continue;
             }
             if req.ignore_unsigned_files {
@@ -134,6 +136,6 @@ pub fn compare(
             Err(e) => problems.push(Problem::CouldNotCheck(e.to_string())),
         }
     }
-    problems.sort_by(|a, b| a.path().cmp(&b.path()));
+    // The caller adds policy problems and sorts the whole list once.
     (problems, unsigned)
 }

@@ -117,35 +117,29 @@ pub fn verify(req: &Request<'_>) -> Result<Verified, Rejection> {
             Err(p) => bad_signatures.push(p),
         }
     }
-    if accepted.is_empty() {
+    // Signatures count together only if they sign the same content as the
+    // first one that verified.
+    let mut accepted = accepted.into_iter();
+    let Some((first, manifest)) = accepted.next() else {
         return Err(Rejection {
             problems: bad_signatures,
             evidence: Box::new(evidence),
         });
-    }
-    // Signatures count together only if they sign the same content.
-    let first_root = accepted[0].1.root_digest;
-    let first_path = accepted[0].0.path.display().to_string();
-    let mut manifest = None;
+    };
+    let first_path = first.path.display().to_string();
+    evidence.signers.push(first);
     for (signature, m) in accepted {
-        if m.root_digest == first_root {
-            manifest.get_or_insert(m);
+        if m.root_digest == manifest.root_digest {
             evidence.signers.push(signature);
         } else {
             bad_signatures.push(Problem::Signature(format!(
                 "{}: signs other model content (root sha256:{}) than {first_path} (root sha256:{})",
                 signature.path.display(),
                 hex::encode(m.root_digest),
-                hex::encode(first_root)
+                hex::encode(manifest.root_digest)
             )));
         }
     }
-    let Some(manifest) = manifest else {
-        return Err(Rejection {
-            problems: bad_signatures,
-            evidence: Box::new(evidence),
-        });
-    };
     let mut problems = Vec::new();
     let authorities: BTreeSet<&str> = evidence
         .signers
@@ -153,7 +147,9 @@ pub fn verify(req: &Request<'_>) -> Result<Verified, Rejection> {
         .map(|s| s.authority.as_str())
         .collect();
     if authorities.len() < rule.count {
-        problems.append(&mut bad_signatures.clone());
+        // The threshold failed, so the failed signatures matter: move them
+        // into the verdict (the success path below cannot be reached).
+        problems.append(&mut bad_signatures);
         problems.push(Problem::Threshold {
             rule: rule.name.clone(),
             required: rule.count,
