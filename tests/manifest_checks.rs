@@ -5,7 +5,7 @@ mod common;
 
 use base64::Engine as _;
 use common::*;
-use modelgate::bundle::{self, Bundle};
+use modelgate::oms::bundle::{self, Bundle};
 use modelgate::trust::PrivateKey;
 use serde_json::{Value, json};
 

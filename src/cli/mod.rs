@@ -14,11 +14,12 @@ use std::path::{Component, Path, PathBuf};
 use indicatif::{ProgressBar, ProgressStyle};
 use tracing::{error, info};
 
-use crate::attest::{self, HashOptions};
-use crate::hashing::{self, HashAlgorithm};
+use crate::io::ReadError;
 use crate::logging;
-use crate::manifest::{Method, normalize_relative};
-use crate::model_dir;
+use crate::model::Method;
+use crate::model::hashing::{self, HashAlgorithm};
+use crate::model::paths::{self, normalize_relative};
+use crate::oms::sign::{self, HashOptions};
 use crate::policy::Policy;
 use crate::trust::{Certificate, PrivateKey};
 use crate::{Error, MAX_KEY_BYTES, read_bounded, write_atomic};
@@ -70,7 +71,7 @@ fn attest_cmd(args: &AttestArgs, workers: usize, progress: &Progress) -> Result<
     let progress_fn = |n| progress.inc(n);
     let mut opts = hash_options(&args.model, &args.hashing, workers, &progress_fn)?;
     opts.ignore_paths
-        .extend(model_dir::relative_inside(&args.model, &args.signature));
+        .extend(paths::relative_inside(&args.model, &args.signature));
     let chain = match &args.certificate {
         None => None,
         Some(leaf_path) => {
@@ -84,8 +85,8 @@ fn attest_cmd(args: &AttestArgs, workers: usize, progress: &Progress) -> Result<
             Some(chain)
         }
     };
-    let manifest = attest::hash_model(&opts)?;
-    let bundle = attest::sign(&manifest, &key, chain.as_deref())?;
+    let manifest = sign::hash_model(&opts)?;
+    let bundle = sign::sign(&manifest, &key, chain.as_deref())?;
     write_atomic(&args.signature, &bundle, 0o644).map_err(|source| Error::Write {
         path: args.signature.clone(),
         source,
@@ -105,7 +106,7 @@ fn attest_cmd(args: &AttestArgs, workers: usize, progress: &Progress) -> Result<
 fn digest_cmd(args: &DigestArgs, workers: usize, progress: &Progress) -> Result<(), Error> {
     let progress_fn = |n| progress.inc(n);
     let opts = hash_options(&args.model, &args.hashing, workers, &progress_fn)?;
-    let manifest = attest::hash_model(&opts)?;
+    let manifest = sign::hash_model(&opts)?;
     progress.finish();
     println!("sha256:{}", hex::encode(manifest.root_digest));
     Ok(())
@@ -121,11 +122,12 @@ fn policy_check_cmd(file: &Path) -> Result<(), Error> {
 /// Verifies one Sigstore bundle over a file or digest: 0 verified, 1
 /// rejected, 2 unusable input.
 fn verify_bundle_cmd(args: &VerifyBundleArgs) -> i32 {
-    use crate::verify_bundle::{Artifact, BundleCheckError, Signer, verify_bundle};
+    use crate::verify::artifact::{Artifact, BundleCheckError, Signer, verify_bundle};
     let run = || -> Result<String, BundleCheckError> {
         let unusable = |e: Error| BundleCheckError::Unusable(e.to_string());
         let bundle = String::from_utf8(
-            read_bounded("bundle", &args.bundle, crate::MAX_SIGNATURE_BYTES).map_err(unusable)?,
+            read_bounded("bundle", &args.bundle, crate::MAX_SIGNATURE_BYTES)
+                .map_err(|e| unusable(e.into()))?,
         )
         .map_err(|_| BundleCheckError::Rejected("the bundle is not UTF-8 JSON".into()))?;
         let artifact = Artifact::parse(&args.artifact).map_err(BundleCheckError::Unusable)?;
@@ -230,10 +232,12 @@ fn lexical(p: &Path) -> PathBuf {
 
 fn read_pem(what: &'static str, path: &Path) -> Result<String, Error> {
     let bytes = read_bounded(what, path, MAX_KEY_BYTES)?;
-    String::from_utf8(bytes).map_err(|_| Error::Read {
-        what,
-        path: path.to_path_buf(),
-        reason: "not a PEM text file".into(),
+    String::from_utf8(bytes).map_err(|_| {
+        Error::Read(ReadError {
+            what,
+            path: path.to_path_buf(),
+            reason: "not a PEM text file".into(),
+        })
     })
 }
 

@@ -5,8 +5,8 @@ use tracing::{error, info, warn};
 use super::args::VerifyArgs;
 use super::{EXIT_ERROR, EXIT_OK, Progress, load_certificates, model_relative, read_pem};
 use crate::Error;
-use crate::measurement::{Measurement, PolicyOut};
-use crate::model_dir;
+use crate::measure::{Measurement, PolicyOut};
+use crate::model::paths;
 use crate::policy::{Mode, Policy};
 use crate::trust::sigstore::Keyless;
 use crate::trust::{PublicKey, TrustedMaterial};
@@ -33,7 +33,7 @@ pub(super) fn verify_cmd(args: &VerifyArgs, workers: usize, progress: &Progress)
     let model_name = args
         .model_name
         .clone()
-        .unwrap_or_else(|| model_dir::display_name(&args.model));
+        .unwrap_or_else(|| paths::display_name(&args.model));
     let rule = match policy.select(&model_name, None) {
         Ok(rule) => rule,
         Err(why) => {

@@ -27,7 +27,7 @@ use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAltName};
 
 use super::keys::PublicKey;
-use crate::hashing;
+use crate::model::hashing;
 
 /// Longest path (leaf to anchor, excluded) followed.
 const MAX_INTERMEDIATES: usize = 8;

@@ -14,7 +14,7 @@ use std::fmt;
 use p256::ecdsa::signature::{Signer as _, Verifier as _};
 use p256::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePublicKey, LineEnding};
 
-use crate::hashing;
+use crate::model::hashing;
 
 /// A curve the format supports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

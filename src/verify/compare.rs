@@ -6,9 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use subtle::ConstantTimeEq;
 
 use super::Problem;
-use crate::manifest::{IgnoreRules, Manifest, Method, ResourceKey};
-use crate::model_dir::{EntryKind, ModelRoot};
-use crate::resources::{self, HashTask};
+use crate::model::resources::{self, HashTask};
+use crate::model::{EntryKind, IgnoreRules, Method, ModelRoot, ResourceKey};
+use crate::oms::manifest::Manifest;
 
 /// How to compare.
 pub struct Options<'a> {

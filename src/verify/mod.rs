@@ -7,20 +7,21 @@
 //! only built after enough signatures verified with the rule's authorities,
 //! the manifest parsed cleanly, and the model on disk matched it exactly.
 
+pub mod artifact;
+pub mod authenticate;
 mod compare;
 mod problem;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-pub use crate::authenticate::Signer;
-use crate::authenticate::authenticate;
-use crate::bundle::{self, Bundle};
-use crate::hashing;
-use crate::manifest::{IgnoreRules, Manifest};
-use crate::model_dir::{self, ModelRoot};
+use crate::io::{MAX_SIGNATURE_BYTES, read_bounded};
+use crate::model::{self, IgnoreRules, ModelRoot, hashing};
+use crate::oms::bundle::{self, Bundle};
+use crate::oms::manifest::Manifest;
 use crate::policy::Rule;
-use crate::{MAX_SIGNATURE_BYTES, read_bounded};
+pub use authenticate::Signer;
+use authenticate::authenticate;
 pub use problem::{Problem, Rejection};
 
 /// What to verify, against what.
@@ -207,7 +208,7 @@ fn check_model(
     ignores.extend(
         req.signatures
             .iter()
-            .filter_map(|s| model_dir::relative_inside(req.model, s)),
+            .filter_map(|s| model::paths::relative_inside(req.model, s)),
     );
     let rules = IgnoreRules::new(&ignores);
     evidence.ignored = rules.to_sorted_vec();

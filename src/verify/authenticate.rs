@@ -9,7 +9,7 @@ use std::time::SystemTime;
 
 use subtle::ConstantTimeEq;
 
-use crate::bundle::{Bundle, BundleError, SignedPayload};
+use crate::oms::bundle::{Bundle, BundleError, SignedPayload};
 use crate::trust::sigstore::Keyless;
 use crate::trust::{Certificate, Curve, PublicKey, TrustedMaterial, chain};
 
@@ -225,14 +225,14 @@ fn by_sigstore(
     let result = verifier
         .verify(digest, &parsed, &VerificationPolicy::any_identity())
         .map_err(|e| format!("Sigstore verification failed: {e}"))?;
-    let (identity, issuer) = crate::verify_bundle::check_identity(&result, &keyless.identities)?;
+    let (identity, issuer) = super::artifact::check_identity(&result, &keyless.identities)?;
     let entry = bundle.verification_material.tlog_entries.first();
     Ok(Signer::Sigstore(SigstoreSigner {
         identity,
         issuer,
         certificate_fingerprint: bundle
             .leaf_certificate()
-            .map(|der| hex::encode(crate::hashing::sha256(&der))),
+            .map(|der| hex::encode(crate::model::hashing::sha256(&der))),
         log_index: entry.and_then(|e| e.get("logIndex")).and_then(|v| {
             v.as_str()
                 .and_then(|s| s.parse().ok())

@@ -7,13 +7,29 @@
 
 use std::path::Path;
 
-use crate::Error;
-use crate::bundle::{self, Bundle};
-use crate::hashing::HashAlgorithm;
-use crate::manifest::{DEFAULT_IGNORES, IgnoreRules, Manifest, Method, ResourceKey, Serialization};
-use crate::model_dir::{EntryKind, ModelRoot};
-use crate::resources::{self, HashTask};
+use crate::model::resources::{self, HashTask};
+use crate::model::{
+    EntryKind, FsError, HashAlgorithm, HashError, IgnoreRules, Method, ModelRoot, ResourceKey,
+    Serialization,
+};
+use crate::oms::bundle::{self, Bundle};
+use crate::oms::manifest::{DEFAULT_IGNORES, Manifest};
 use crate::trust::{Certificate, PrivateKey};
+
+/// Why a model could not be hashed or signed.
+#[derive(Debug, thiserror::Error)]
+pub enum SignError {
+    /// The model or the request cannot be signed as asked (a symlink, an
+    /// empty model, a certificate for another key...).
+    #[error("{0}")]
+    Refused(String),
+    /// The model could not be listed or opened.
+    #[error(transparent)]
+    Fs(#[from] FsError),
+    /// A model file could not be hashed.
+    #[error(transparent)]
+    Hash(#[from] HashError),
+}
 
 /// How to hash a model.
 pub struct HashOptions<'a> {
@@ -34,9 +50,9 @@ pub struct HashOptions<'a> {
 }
 
 /// Hashes the model as a signer would and returns its manifest.
-pub fn hash_model(opts: &HashOptions<'_>) -> Result<Manifest, Error> {
+pub fn hash_model(opts: &HashOptions<'_>) -> Result<Manifest, SignError> {
     if opts.hash == HashAlgorithm::Blake3 && matches!(opts.method, Method::Shards { .. }) {
-        return Err(Error::Usage(
+        return Err(SignError::Refused(
             "blake3 models are hashed by file (the reference does the same): drop --shard-size"
                 .into(),
         ));
@@ -55,13 +71,13 @@ pub fn hash_model(opts: &HashOptions<'_>) -> Result<Manifest, Error> {
     for entry in root.walk(&rules)? {
         match &entry.kind {
             EntryKind::Symlink if !opts.allow_symlinks => {
-                return Err(Error::Usage(format!(
+                return Err(SignError::Refused(format!(
                     "{} is a symbolic link; replace it with the file, or pass --allow-symlinks to sign its target",
                     entry.name
                 )));
             }
             EntryKind::Special(what) => {
-                return Err(Error::Usage(format!(
+                return Err(SignError::Refused(format!(
                     "{} is {what}; only regular files can be signed",
                     entry.name
                 )));
@@ -76,7 +92,7 @@ pub fn hash_model(opts: &HashOptions<'_>) -> Result<Manifest, Error> {
         );
     }
     if tasks.is_empty() {
-        return Err(Error::Usage(format!(
+        return Err(SignError::Refused(format!(
             "{} has no files to sign",
             opts.model.display()
         )));
@@ -96,7 +112,7 @@ pub fn sign(
     manifest: &Manifest,
     key: &PrivateKey,
     chain: Option<&[Certificate]>,
-) -> Result<Vec<u8>, Error> {
+) -> Result<Vec<u8>, SignError> {
     let payload = manifest.to_statement();
     let signature = key.sign(&bundle::pae(bundle::IN_TOTO_PAYLOAD_TYPE, &payload));
     let bundle = match chain {
@@ -104,12 +120,12 @@ pub fn sign(
         Some(chain) => {
             let leaf = chain
                 .first()
-                .ok_or_else(|| Error::Usage("no signing certificate given".into()))?;
+                .ok_or_else(|| SignError::Refused("no signing certificate given".into()))?;
             let leaf_key = leaf
                 .signing_key()
-                .map_err(|e| Error::Usage(e.to_string()))?;
+                .map_err(|e| SignError::Refused(e.to_string()))?;
             if leaf_key.fingerprint() != key.public_key().fingerprint() {
-                return Err(Error::Usage(format!(
+                return Err(SignError::Refused(format!(
                     "the signing certificate {} is not for this private key; pass the certificate issued for --key",
                     leaf.subject()
                 )));

@@ -23,10 +23,7 @@ use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag, OpenHow, ResolveFlag, openat, openat2};
 use nix::sys::stat::{FileStat, Mode, SFlag, fstatat};
 
-use crate::manifest::IgnoreRules;
-
-/// The resource name the format gives a model that is one file, not a folder.
-pub const SINGLE_FILE_NAME: &str = ".";
+use super::paths::{IgnoreRules, SINGLE_FILE_NAME};
 
 /// What kind of thing a path below the model root is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -210,7 +207,7 @@ impl ModelRoot {
     }
 
     /// Opens the regular file `name` (relative, `/`-separated, already
-    /// validated by [`crate::manifest::validate_path`]) for hashing.
+    /// checked by the caller to stay inside the root) for hashing.
     ///
     /// Returns the descriptor and its size from `fstat` on that descriptor.
     pub fn open_file(&self, name: &str, allow_symlinks: bool) -> Result<(File, u64), FsError> {
@@ -335,27 +332,4 @@ fn file_kind(stat: &FileStat) -> Kind {
         SFlag::S_IFBLK => Kind::Entry(EntryKind::Special("a block device")),
         _ => Kind::Entry(EntryKind::Special("of an unknown file type")),
     }
-}
-
-/// `path`'s location relative to the model root when it lies inside the model
-/// (after resolving both), e.g. a signature kept next to the weights: it is
-/// never part of what it signs. `path` itself need not exist yet.
-pub fn relative_inside(model: &Path, path: &Path) -> Option<String> {
-    let model = std::fs::canonicalize(model).ok()?;
-    let parent = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let full: PathBuf = std::fs::canonicalize(parent).ok()?.join(path.file_name()?);
-    let rel = full.strip_prefix(&model).ok()?;
-    rel.to_str().map(str::to_string).filter(|s| !s.is_empty())
-}
-
-/// A model's name as the reference signer records it: the last component of
-/// the path, or of its canonical form when the path ends in `.` or `..`.
-pub fn display_name(path: &Path) -> String {
-    let last = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
-    last(path)
-        .or_else(|| std::fs::canonicalize(path).ok().and_then(|p| last(&p)))
-        .unwrap_or_default()
 }

@@ -19,7 +19,7 @@
 //!   a non-zero exit and no pod.
 //!
 //! The window is mapped read-only and private, from the descriptor that was
-//! opened with `O_NOFOLLOW` and checked with `fstat` (see `model_dir`).
+//! opened with `O_NOFOLLOW` and checked with `fstat` (see `super::dir`).
 #![allow(unsafe_code)]
 
 use std::fs::File;

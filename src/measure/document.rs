@@ -15,7 +15,8 @@ use serde::ser::{SerializeSeq, Serializer};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::manifest::{Manifest, Method};
+use crate::model::Method;
+use crate::oms::manifest::Manifest;
 use crate::verify::{
     AcceptedSignature, Evidence, Problem, Rejection, SignatureFile, Signer, Verified,
 };
@@ -384,6 +385,6 @@ impl<'a> Measurement<'a> {
         let mut ser = serde_json::Serializer::pretty(&mut bytes);
         self.serialize(&mut ser)?;
         bytes.push(b'\n');
-        crate::write_atomic(path, &bytes, 0o644)
+        crate::io::write_atomic(path, &bytes, 0o644)
     }
 }

@@ -18,7 +18,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use subtle::ConstantTimeEq;
 
-use crate::hashing::{self, HashAlgorithm};
+use crate::model::hashing::{self, HashAlgorithm};
+use crate::model::{Method, ResourceKey, SINGLE_FILE_NAME, Serialization};
 
 /// The in-toto statement type the format uses.
 pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
@@ -29,104 +30,70 @@ pub const DEFAULT_SHARD_SIZE: u64 = 1_000_000_000;
 /// Paths at the model root that signers ignore by default.
 pub const DEFAULT_IGNORES: [&str; 4] = [".git", ".github", ".gitattributes", ".gitignore"];
 
-/// How a model was cut into resources.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Method {
-    /// One resource per file.
-    Files,
-    /// One resource per `shard_size` bytes of each non-empty file.
-    Shards {
-        /// Bytes per shard; the last shard of a file may be shorter.
-        shard_size: u64,
-    },
-}
-
-/// The predicate's `serialization` section: everything needed to hash the
-/// model again the way the signer did.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Serialization {
-    /// Files or shards.
-    pub method: Method,
-    /// The hash of each resource.
-    pub hash: HashAlgorithm,
-    /// Whether symlinks (inside the root) were hashed as their targets.
-    pub allow_symlinks: bool,
-    /// Root-relative paths excluded from the model, with everything below them.
-    pub ignore_paths: Vec<String>,
-}
-
-impl Serialization {
-    /// The `algorithm` every resource must carry under this serialization.
-    pub fn resource_algorithm(&self) -> String {
-        match self.method {
-            Method::Files => self.hash.name().to_string(),
-            Method::Shards { shard_size } => format!("{}-sharded-{shard_size}", self.hash.name()),
+/// The `serialization` section as the format writes it.
+fn serialization_to_json(ser: &Serialization) -> Value {
+    let mut map = serde_json::Map::new();
+    let method = match ser.method {
+        Method::Files => "files",
+        Method::Shards { shard_size } => {
+            map.insert("shard_size".into(), shard_size.into());
+            "shards"
         }
-    }
+    };
+    map.insert("method".into(), method.into());
+    map.insert("hash_type".into(), ser.hash.name().into());
+    map.insert("allow_symlinks".into(), ser.allow_symlinks.into());
+    map.insert("ignore_paths".into(), ser.ignore_paths.clone().into());
+    Value::Object(map)
+}
 
-    fn to_json(&self) -> Value {
-        let mut map = serde_json::Map::new();
-        let method = match self.method {
-            Method::Files => "files",
-            Method::Shards { shard_size } => {
-                map.insert("shard_size".into(), shard_size.into());
-                "shards"
-            }
-        };
-        map.insert("method".into(), method.into());
-        map.insert("hash_type".into(), self.hash.name().into());
-        map.insert("allow_symlinks".into(), self.allow_symlinks.into());
-        map.insert("ignore_paths".into(), self.ignore_paths.clone().into());
-        Value::Object(map)
-    }
-
-    fn from_json(value: &Value) -> Result<Self, ManifestError> {
-        let bad = |what: &str| ManifestError::Invalid(format!("serialization: {what}"));
-        let obj = value.as_object().ok_or_else(|| bad("not an object"))?;
-        let hash_name = obj
-            .get("hash_type")
-            .and_then(Value::as_str)
-            .ok_or_else(|| bad("missing hash_type"))?;
-        let hash = HashAlgorithm::from_name(hash_name).ok_or_else(|| {
-            bad(&format!(
-                "unsupported hash_type {hash_name:?} (expected sha256, blake2b or blake3)"
-            ))
-        })?;
-        let method = match obj.get("method").and_then(Value::as_str) {
-            Some("files") => Method::Files,
-            Some("shards") => Method::Shards {
-                shard_size: parse_shard_size(obj.get("shard_size"))
-                    .ok_or_else(|| bad("shard_size must be a positive whole number"))?,
-            },
-            other => {
-                return Err(bad(&format!(
-                    "unsupported method {other:?} (expected files or shards)"
-                )));
-            }
-        };
-        let allow_symlinks = obj
-            .get("allow_symlinks")
-            .and_then(Value::as_bool)
-            .ok_or_else(|| bad("allow_symlinks must be true or false"))?;
-        let ignore_paths = match obj.get("ignore_paths") {
-            None => Vec::new(),
-            Some(Value::Array(items)) => items
-                .iter()
-                .map(|v| {
-                    v.as_str()
-                        .map(str::to_string)
-                        .ok_or_else(|| bad("ignore_paths must be strings"))
-                })
-                .collect::<Result<_, _>>()?,
-            Some(_) => return Err(bad("ignore_paths must be a list")),
-        };
-        Ok(Self {
-            method,
-            hash,
-            allow_symlinks,
-            ignore_paths,
-        })
-    }
+/// Reads the `serialization` section, refusing anything the format does not define.
+fn serialization_from_json(value: &Value) -> Result<Serialization, ManifestError> {
+    let bad = |what: &str| ManifestError::Invalid(format!("serialization: {what}"));
+    let obj = value.as_object().ok_or_else(|| bad("not an object"))?;
+    let hash_name = obj
+        .get("hash_type")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("missing hash_type"))?;
+    let hash = HashAlgorithm::from_name(hash_name).ok_or_else(|| {
+        bad(&format!(
+            "unsupported hash_type {hash_name:?} (expected sha256, blake2b or blake3)"
+        ))
+    })?;
+    let method = match obj.get("method").and_then(Value::as_str) {
+        Some("files") => Method::Files,
+        Some("shards") => Method::Shards {
+            shard_size: parse_shard_size(obj.get("shard_size"))
+                .ok_or_else(|| bad("shard_size must be a positive whole number"))?,
+        },
+        other => {
+            return Err(bad(&format!(
+                "unsupported method {other:?} (expected files or shards)"
+            )));
+        }
+    };
+    let allow_symlinks = obj
+        .get("allow_symlinks")
+        .and_then(Value::as_bool)
+        .ok_or_else(|| bad("allow_symlinks must be true or false"))?;
+    let ignore_paths = match obj.get("ignore_paths") {
+        None => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| bad("ignore_paths must be strings"))
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(bad("ignore_paths must be a list")),
+    };
+    Ok(Serialization {
+        method,
+        hash,
+        allow_symlinks,
+        ignore_paths,
+    })
 }
 
 /// The reference writes `shard_size` through a protobuf `Struct`, so it comes
@@ -141,91 +108,34 @@ fn parse_shard_size(value: Option<&Value>) -> Option<u64> {
     (f.fract() == 0.0 && f > 0.0 && f <= 9_007_199_254_740_992.0).then_some(f as u64)
 }
 
-/// One signed resource: a file or a shard of one, with its digest.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Resource {
-    /// `path` for files, `path:start:end` for shards.
-    pub name: String,
-    /// The raw digest bytes.
-    pub digest: Vec<u8>,
-}
-
-/// The file a resource belongs to and the bytes it covers.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ResourceKey {
-    /// Root-relative `/`-separated path.
-    pub path: String,
-    /// `None` for a whole file; `(start, end)` with `end` exclusive for a shard.
-    pub range: Option<(u64, u64)>,
-}
-
-impl ResourceKey {
-    /// The resource name this key is written as.
-    pub fn name(&self) -> String {
-        match self.range {
-            None => self.path.clone(),
-            Some((start, end)) => format!("{}:{start}:{end}", self.path),
-        }
-    }
-
-    /// The keys of one file of `size` bytes under `method`. Empty files have
-    /// no shards: the reference signer skips them, so the format cannot see them.
-    pub fn for_file(path: &str, size: u64, method: Method) -> Vec<ResourceKey> {
-        match method {
-            Method::Files => vec![ResourceKey {
-                path: path.to_string(),
+/// Parses a resource name as written under `method`, validating its path.
+fn parse_key(name: &str, method: Method) -> Result<ResourceKey, ManifestError> {
+    match method {
+        Method::Files => {
+            validate_path(name)?;
+            Ok(ResourceKey {
+                path: name.to_string(),
                 range: None,
-            }],
-            Method::Shards { shard_size } => (0..size.div_ceil(shard_size))
-                .map(|i| {
-                    let start = i * shard_size;
-                    ResourceKey {
-                        path: path.to_string(),
-                        range: Some((start, (start + shard_size).min(size))),
-                    }
-                })
-                .collect(),
+            })
         }
-    }
-
-    fn parse(name: &str, method: Method) -> Result<Self, ManifestError> {
-        match method {
-            Method::Files => {
-                validate_path(name)?;
-                Ok(Self {
-                    path: name.to_string(),
-                    range: None,
-                })
+        Method::Shards { shard_size } => {
+            let bad =
+                || ManifestError::Invalid(format!("shard name {name:?} is not path:start:end"));
+            let mut parts = name.rsplitn(3, ':');
+            let end = parse_offset(parts.next()).ok_or_else(bad)?;
+            let start = parse_offset(parts.next()).ok_or_else(bad)?;
+            let path = parts.next().ok_or_else(bad)?;
+            validate_path(path)?;
+            if start >= end || end - start > shard_size || start % shard_size != 0 {
+                return Err(ManifestError::Invalid(format!(
+                    "shard {name:?} is not a shard of size {shard_size}"
+                )));
             }
-            Method::Shards { shard_size } => {
-                let bad =
-                    || ManifestError::Invalid(format!("shard name {name:?} is not path:start:end"));
-                let mut parts = name.rsplitn(3, ':');
-                let end = parse_offset(parts.next()).ok_or_else(bad)?;
-                let start = parse_offset(parts.next()).ok_or_else(bad)?;
-                let path = parts.next().ok_or_else(bad)?;
-                validate_path(path)?;
-                if start >= end || end - start > shard_size || start % shard_size != 0 {
-                    return Err(ManifestError::Invalid(format!(
-                        "shard {name:?} is not a shard of size {shard_size}"
-                    )));
-                }
-                Ok(Self {
-                    path: path.to_string(),
-                    range: Some((start, end)),
-                })
-            }
+            Ok(ResourceKey {
+                path: path.to_string(),
+                range: Some((start, end)),
+            })
         }
-    }
-
-    /// The order the reference signer writes: by path components, then by
-    /// offset as a number. (The OMS spec's plain code-point order of names is
-    /// accepted too: verification hashes the digests in the order listed.)
-    fn canonical_cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.path
-            .split('/')
-            .cmp(other.path.split('/'))
-            .then(self.range.cmp(&other.range))
     }
 }
 
@@ -239,7 +149,7 @@ fn parse_offset(s: Option<&str>) -> Option<u64> {
 /// `/`-separated, no empty, `.` or `..` components, no NUL. The single-file
 /// model's resource is named `.` and is the one exception.
 pub fn validate_path(path: &str) -> Result<(), ManifestError> {
-    if path == crate::model_dir::SINGLE_FILE_NAME {
+    if path == SINGLE_FILE_NAME {
         return Ok(());
     }
     let unsafe_path = |why: &str| ManifestError::UnsafePath {
@@ -263,57 +173,6 @@ pub fn validate_path(path: &str) -> Result<(), ManifestError> {
         }
     }
     Ok(())
-}
-
-/// Paths excluded from a model: each rule covers itself and everything below it.
-#[derive(Clone, Debug, Default)]
-pub struct IgnoreRules {
-    paths: Vec<String>,
-}
-
-impl IgnoreRules {
-    /// Builds the rules from root-relative paths. `./` prefixes and trailing
-    /// slashes are dropped; paths that could only point outside the root
-    /// (absolute, `..`) can match nothing below it and are skipped.
-    pub fn new<I, S>(paths: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<str>,
-    {
-        let paths = paths
-            .into_iter()
-            .filter_map(|p| normalize_relative(p.as_ref()))
-            .collect();
-        Self { paths }
-    }
-
-    /// Whether `path` (root-relative) is excluded.
-    pub fn is_ignored(&self, path: &str) -> bool {
-        self.paths.iter().any(|p| {
-            path.strip_prefix(p.as_str())
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-        })
-    }
-
-    /// The normalized rules, sorted, for writing into a signature.
-    pub fn to_sorted_vec(&self) -> Vec<String> {
-        let mut out = self.paths.clone();
-        out.sort();
-        out.dedup();
-        out
-    }
-}
-
-/// `./a//b/` -> `a/b`; `None` for paths that cannot name anything inside a root.
-pub fn normalize_relative(path: &str) -> Option<String> {
-    let parts: Vec<&str> = path
-        .split('/')
-        .filter(|c| !c.is_empty() && *c != ".")
-        .collect();
-    if path.starts_with('/') || parts.is_empty() || parts.contains(&"..") {
-        return None;
-    }
-    Some(parts.join("/"))
 }
 
 /// A parsed, consistent model manifest.
@@ -410,12 +269,12 @@ impl Manifest {
             .filter(|d| d.len() == 32)
             .ok_or_else(|| invalid("subject has no valid sha256 digest".into()))?;
 
-        let serialization = Serialization::from_json(&doc.predicate.serialization)?;
+        let serialization = serialization_from_json(&doc.predicate.serialization)?;
         let algorithm = serialization.resource_algorithm();
         let mut resources = Vec::with_capacity(doc.predicate.resources.len());
         for item in &doc.predicate.resources {
             let name = item.name.as_ref();
-            let key = ResourceKey::parse(name, serialization.method)?;
+            let key = parse_key(name, serialization.method)?;
             if item.algorithm != algorithm {
                 return Err(invalid(format!(
                     "resource {name:?} uses algorithm {}, but the serialization says {algorithm}",
@@ -499,7 +358,7 @@ impl Manifest {
             }],
             predicate_type: PREDICATE_TYPE,
             predicate: Predicate {
-                serialization: self.serialization.to_json(),
+                serialization: serialization_to_json(&self.serialization),
                 resources: self
                     .resources
                     .iter()
@@ -595,29 +454,9 @@ mod tests {
     }
 
     #[test]
-    fn ignore_rules_match_whole_components() {
-        let rules = IgnoreRules::new(["./.git/", "sub/b", "/abs", "../up"]);
-        assert!(rules.is_ignored(".git"));
-        assert!(rules.is_ignored(".git/config"));
-        assert!(!rules.is_ignored(".gitignore"));
-        assert!(rules.is_ignored("sub/b"));
-        assert!(!rules.is_ignored("sub/bc"));
-        assert_eq!(rules.to_sorted_vec(), vec![".git", "sub/b"]);
-    }
-
-    #[test]
-    fn shard_keys_cover_the_file_and_skip_empty_files() {
-        let keys = ResourceKey::for_file("w", 2500, Method::Shards { shard_size: 1000 });
-        let names: Vec<_> = keys.iter().map(ResourceKey::name).collect();
-        assert_eq!(names, ["w:0:1000", "w:1000:2000", "w:2000:2500"]);
-        assert!(ResourceKey::for_file("e", 0, Method::Shards { shard_size: 1000 }).is_empty());
-        assert_eq!(ResourceKey::for_file("e", 0, Method::Files).len(), 1);
-    }
-
-    #[test]
     fn shard_names_parse_strictly() {
         let m = Method::Shards { shard_size: 1000 };
-        assert_eq!(ResourceKey::parse("a:b:0:10", m).unwrap().path, "a:b");
+        assert_eq!(parse_key("a:b:0:10", m).unwrap().path, "a:b");
         for bad in [
             "a:0",
             "a:+0:10",
@@ -627,28 +466,8 @@ mod tests {
             "../a:0:10",
             "a:-1:3",
         ] {
-            assert!(
-                ResourceKey::parse(bad, m).is_err(),
-                "{bad:?} should be rejected"
-            );
+            assert!(parse_key(bad, m).is_err(), "{bad:?} should be rejected");
         }
-    }
-
-    #[test]
-    fn canonical_order_is_by_components_then_offset() {
-        let key = |p: &str, r| ResourceKey {
-            path: p.into(),
-            range: r,
-        };
-        let mut keys = [
-            key("a-c", None),
-            key("a/b", None),
-            key("w", Some((1000, 2000))),
-            key("w", Some((0, 1000))),
-        ];
-        keys.sort_by(ResourceKey::canonical_cmp);
-        let names: Vec<_> = keys.iter().map(ResourceKey::name).collect();
-        assert_eq!(names, ["a/b", "a-c", "w:0:1000", "w:1000:2000"]);
     }
 
     #[test]

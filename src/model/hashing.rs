@@ -2,7 +2,7 @@
 //!
 //! Every byte is read once, through a fixed-size mapped window or buffer per
 //! worker thread, so memory does not grow with the model. Reads use the
-//! descriptor the caller opened and checked (see [`crate::model_dir`]); this
+//! descriptor the caller opened and checked (see [`crate::model::dir`]); this
 //! module never opens a path itself.
 //!
 //! SHA-256 comes from RustCrypto's `sha2`, which detects SHA-NI at run time.
@@ -116,7 +116,7 @@ pub enum Span {
     },
 }
 
-/// Bytes mapped at a time for large reads (see [`crate::mapped`]): big enough
+/// Bytes mapped at a time for large reads (see [`super::mapped`]): big enough
 /// that the per-window `mmap` costs nothing against hashing, small enough
 /// that two workers stay well inside a 16 MB resident set.
 pub const MAP_WINDOW: u64 = 4 << 20;
@@ -143,7 +143,7 @@ pub fn hash_file(
     // memmap2 aligns the offset down to a page itself, so shards at any offset
     // (the reference's default is 10^9 bytes, not page-aligned) map too.
     while end - offset >= MAP_WINDOW && file.metadata()?.len() >= offset + MAP_WINDOW {
-        let window = crate::mapped::map_window(file, offset, MAP_WINDOW as usize)?;
+        let window = super::mapped::map_window(file, offset, MAP_WINDOW as usize)?;
         hasher.update(&window);
         progress(MAP_WINDOW);
         offset += MAP_WINDOW;

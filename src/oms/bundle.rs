@@ -1,7 +1,7 @@
 //! The Sigstore bundle that carries a model signature, and its DSSE envelope.
 //!
 //! This module only decodes and encodes: it says nothing about whether a
-//! signature is trusted (that is [`crate::trust`] and [`crate::verify`]).
+//! signature is trusted (that is `trust` and, a layer up, `verify`).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
