@@ -9,7 +9,7 @@ mod args;
 mod verify_cmd;
 
 use std::io::IsTerminal;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use tracing::{error, info};
@@ -193,41 +193,22 @@ fn hash_options<'a>(
     })
 }
 
-/// Interprets an `--ignore-paths` value as a path relative to the model root.
-///
-/// Accepted: a path relative to the model (`tokenizer.json`), the same path
-/// spelled through the model argument (`models/llama/tokenizer.json` for model
-/// `models/llama`, as the reference CLI takes it), or an absolute path inside
-/// the model. Anything that would name a path outside it is an error.
+/// Interprets an `--ignore-paths` value as a path relative to the model
+/// root (see [`paths::locate`] for the spellings accepted).
 fn model_relative(model: &Path, path: &str) -> Result<String, Error> {
-    let outside = || {
+    let rel = paths::locate(model, Path::new(path)).map_err(|why| match why {
+        paths::LocateError::Outside => Error::Usage(format!(
+            "--ignore-paths {path}: not a path inside the model {}",
+            model.display()
+        )),
+        other => Error::Usage(format!("--ignore-paths {path}: {other}")),
+    })?;
+    normalize_relative(&rel).ok_or_else(|| {
         Error::Usage(format!(
             "--ignore-paths {path}: not a path inside the model {}",
             model.display()
         ))
-    };
-    let p = Path::new(path);
-    let rel: PathBuf = if p.is_absolute() {
-        let root = std::fs::canonicalize(model).map_err(|_| outside())?;
-        lexical(p)
-            .strip_prefix(&root)
-            .map_err(|_| outside())?
-            .to_path_buf()
-    } else if let Ok(rest) = lexical(p).strip_prefix(lexical(model)) {
-        rest.to_path_buf()
-    } else {
-        p.to_path_buf()
-    };
-    rel.to_str()
-        .and_then(normalize_relative)
-        .ok_or_else(outside)
-}
-
-/// A path with `.` components dropped (no symlink resolution).
-fn lexical(p: &Path) -> PathBuf {
-    p.components()
-        .filter(|c| !matches!(c, Component::CurDir))
-        .collect()
+    })
 }
 
 fn read_pem(what: &'static str, path: &Path) -> Result<String, Error> {
