@@ -231,6 +231,12 @@ pub struct VerifyArgs {
     /// Accept files on disk that the signature does not list (they are recorded).
     #[arg(long)]
     pub ignore_unsigned_files: bool,
+    /// Accept a signature in the pre-1.0 format that model_signing 0.2 wrote
+    /// (predicate Digests/v0.1, its DSSE encoding bug), verified as the
+    /// reference verifies it; for a migration window only (recorded in the
+    /// measurement). With --policy, the rule's allowLegacyFormat decides.
+    #[arg(long, conflicts_with = "policy")]
+    pub allow_legacy_format: bool,
     /// Write a measurement (JSON) here, whatever the verdict.
     #[arg(long, value_name = "OUT.json")]
     pub measurement: Option<PathBuf>,

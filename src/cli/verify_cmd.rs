@@ -7,6 +7,8 @@ use super::{EXIT_ERROR, EXIT_OK, Progress, load_certificates, model_relative, re
 use crate::Error;
 use crate::measure::{Measurement, PolicyOut};
 use crate::model::paths;
+use crate::oms::legacy::RE_SIGN_ADVICE;
+use crate::oms::manifest::Format;
 use crate::policy::{Mode, Policy};
 use crate::trust::sigstore::Keyless;
 use crate::trust::{PublicKey, TrustedMaterial};
@@ -49,6 +51,7 @@ pub(super) fn verify_cmd(args: &VerifyArgs, workers: usize, progress: &Progress)
         } else {
             "enforce"
         },
+        allow_legacy_format: rule.allow_legacy_format,
     };
     let progress_fn = |n| progress.inc(n);
     let request = Request {
@@ -69,6 +72,15 @@ pub(super) fn verify_cmd(args: &VerifyArgs, workers: usize, progress: &Progress)
             }
             for why in &verified.disregarded {
                 warn!("signature not counted: {why}");
+            }
+            if verified.manifest.format == Format::Legacy
+                || verified.signers.iter().any(|s| s.legacy_encoding)
+            {
+                warn!(
+                    rule = %verified.rule,
+                    "the signature is in the pre-1.0 format (model_signing 0.2), accepted because the legacy format is allowed; {}",
+                    RE_SIGN_ADVICE.split(';').next().unwrap_or_default()
+                );
             }
             if record(args, || {
                 Measurement::verified(&args.model, &verified).with_policy(decided())
@@ -163,7 +175,13 @@ fn record<'a>(args: &VerifyArgs, doc: impl FnOnce() -> Measurement<'a>) -> i32 {
 fn load_policy(args: &VerifyArgs) -> Result<Policy, Error> {
     match &args.policy {
         Some(path) => Policy::from_file(path).map_err(|e| Error::Usage(e.to_string())),
-        None => load_trust(args).map(Policy::single),
+        None => load_trust(args).map(|trust| {
+            let mut policy = Policy::single(trust);
+            for rule in &mut policy.rules {
+                rule.allow_legacy_format = args.allow_legacy_format;
+            }
+            policy
+        }),
     }
 }
 

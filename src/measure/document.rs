@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::model::Method;
-use crate::oms::manifest::Manifest;
+use crate::oms::manifest::{Format, Manifest};
 use crate::verify::{
     AcceptedSignature, Evidence, Problem, Rejection, SignatureFile, Signer, Verified,
 };
@@ -59,6 +59,11 @@ struct Model<'a> {
     name: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     root_digest: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    predicate_type: Option<&'static str>,
+    /// Set only when a pre-1.0 signature was accepted.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    legacy_format: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     serialization: Option<SerializationOut<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -117,6 +122,7 @@ impl<'a> From<&'a SignatureFile> for SignatureOut<'a> {
 
 /// The policy and rule that decided, and in which mode.
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct PolicyOut<'a> {
     /// The policy's name.
     pub name: &'a str,
@@ -124,6 +130,9 @@ pub struct PolicyOut<'a> {
     pub rule: &'a str,
     /// `enforce` or `warn`.
     pub mode: &'static str,
+    /// The rule accepts pre-1.0 signatures (shown only when it does).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub allow_legacy_format: bool,
 }
 
 #[derive(Serialize)]
@@ -143,6 +152,9 @@ struct SignerOut<'a> {
     certificate: Option<CertificateOut<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sigstore: Option<SigstoreOut<'a>>,
+    /// The signature is over model_signing 0.2's encoding, not the DSSE PAE.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    legacy_encoding: bool,
 }
 
 #[derive(Serialize)]
@@ -196,6 +208,7 @@ impl<'a> From<&'a AcceptedSignature> for SignerOut<'a> {
                 key_fingerprint: Some(format!("sha256:{key_fingerprint}")),
                 certificate: None,
                 sigstore: None,
+                legacy_encoding: accepted.legacy_encoding,
             },
             Signer::Sigstore(k) => Self {
                 signature,
@@ -217,6 +230,7 @@ impl<'a> From<&'a AcceptedSignature> for SignerOut<'a> {
                     },
                     verified_timestamps: &k.verified_timestamps,
                 }),
+                legacy_encoding: accepted.legacy_encoding,
             },
             Signer::Certificate(c) => Self {
                 signature,
@@ -236,6 +250,7 @@ impl<'a> From<&'a AcceptedSignature> for SignerOut<'a> {
                         fingerprint: format!("sha256:{}", c.anchor_fingerprint),
                     },
                 }),
+                legacy_encoding: accepted.legacy_encoding,
             },
         }
     }
@@ -289,6 +304,8 @@ impl<'a> Measurement<'a> {
                 path: model.display().to_string(),
                 name: None,
                 root_digest: None,
+                predicate_type: None,
+                legacy_format: false,
                 serialization: None,
                 files: None,
             },
@@ -362,6 +379,8 @@ impl<'a> Measurement<'a> {
         let s = &m.serialization;
         self.model.name = Some(&m.model_name);
         self.model.root_digest = Some(format!("sha256:{}", hex::encode(m.root_digest)));
+        self.model.predicate_type = Some(m.format.predicate_type());
+        self.model.legacy_format = m.format == Format::Legacy;
         self.model.serialization = Some(SerializationOut {
             method: match s.method {
                 Method::Files => "files",

@@ -186,6 +186,28 @@ pub struct Manifest {
     pub resources: Vec<(ResourceKey, Vec<u8>)>,
     /// SHA-256 over the concatenated raw resource digests, in listed order.
     pub root_digest: [u8; 32],
+    /// Which format the signature was in.
+    pub format: Format,
+}
+
+/// The format a manifest was read from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// `https://model_signing/signature/v1.0`.
+    V1,
+    /// model_signing 0.2's `https://model_signing/Digests/v0.1`, read only
+    /// under an explicit opt-in (see [`super::legacy`]).
+    Legacy,
+}
+
+impl Format {
+    /// The predicate type of this format.
+    pub fn predicate_type(self) -> &'static str {
+        match self {
+            Self::V1 => PREDICATE_TYPE,
+            Self::Legacy => super::legacy::LEGACY_PREDICATE_TYPE,
+        }
+    }
 }
 
 /// Why a payload is not a usable model manifest.
@@ -206,6 +228,16 @@ pub enum ManifestError {
         path: String,
         /// Why it is unsafe.
         why: String,
+    },
+    /// The statement is in model_signing 0.2's format, which is only read
+    /// on request.
+    #[error(
+        "the signature is in the pre-1.0 format that model_signing 0.2 wrote (predicate {predicate}); nothing was altered, but that format is not accepted by default: {}",
+        super::legacy::RE_SIGN_ADVICE
+    )]
+    LegacyFormat {
+        /// The predicate type found.
+        predicate: String,
     },
     /// The subject digest does not match the listed resources.
     #[error(
@@ -233,6 +265,7 @@ impl Manifest {
             serialization,
             resources,
             root_digest,
+            format: Format::V1,
         }
     }
 
@@ -244,29 +277,26 @@ impl Manifest {
     pub fn from_statement(payload: &[u8]) -> Result<Self, ManifestError> {
         let doc: StatementIn<'_> = serde_json::from_slice(payload)?;
         let invalid = ManifestError::Invalid;
-        if doc.kind != STATEMENT_TYPE {
-            return Err(invalid(format!(
-                "_type is {:?}, expected {STATEMENT_TYPE}",
-                doc.kind
-            )));
+        check_type(&doc.kind)?;
+        if doc.predicate_type == super::legacy::LEGACY_PREDICATE_TYPE {
+            return Err(ManifestError::LegacyFormat {
+                predicate: doc.predicate_type.into_owned(),
+            });
         }
-        if doc.predicate_type != PREDICATE_TYPE {
+        if super::legacy::UNREADABLE_PREDICATE_TYPES.contains(&doc.predicate_type.as_ref()) {
             return Err(invalid(format!(
-                "predicateType is {:?}, expected {PREDICATE_TYPE}",
+                "predicateType is {:?}, a pre-1.0 format that no verifier reads (the reference neither); re-sign the model with a current signer",
                 doc.predicate_type
             )));
         }
+        check_predicate_type(&doc.predicate_type, PREDICATE_TYPE)?;
         let [subject] = doc.subject.as_slice() else {
             return Err(invalid(format!(
                 "expected exactly one subject, found {}",
                 doc.subject.len()
             )));
         };
-        let subject_digest = subject
-            .digest
-            .get("sha256")
-            .and_then(|h| hex::decode(h.as_ref()).ok())
-            .filter(|d| d.len() == 32)
+        let subject_digest = sha256_of(&subject.digest)
             .ok_or_else(|| invalid("subject has no valid sha256 digest".into()))?;
 
         let serialization = serialization_from_json(&doc.predicate.serialization)?;
@@ -313,6 +343,7 @@ impl Manifest {
             serialization,
             resources,
             root_digest: computed,
+            format: Format::V1,
         })
     }
 
@@ -385,7 +416,7 @@ struct StatementIn<'a> {
     subject: Vec<SubjectIn<'a>>,
     #[serde(rename = "predicateType", borrow)]
     predicate_type: Cow<'a, str>,
-    #[serde(borrow)]
+    #[serde(default, borrow)]
     predicate: PredicateIn<'a>,
 }
 
@@ -397,10 +428,13 @@ struct SubjectIn<'a> {
     digest: BTreeMap<Cow<'a, str>, Cow<'a, str>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
 struct PredicateIn<'a> {
+    // Defaults, so that the predicate type is checked (and a pre-1.0
+    // statement named as such) before the fields are required.
+    #[serde(default)]
     serialization: Value,
-    #[serde(borrow)]
+    #[serde(default, borrow)]
     resources: Vec<ResourceIn<'a>>,
 }
 
@@ -412,6 +446,33 @@ struct ResourceIn<'a> {
     algorithm: Cow<'a, str>,
     #[serde(borrow)]
     digest: Cow<'a, str>,
+}
+
+/// Checks an in-toto statement's `_type`.
+pub(super) fn check_type(kind: &str) -> Result<(), ManifestError> {
+    if kind != STATEMENT_TYPE {
+        return Err(ManifestError::Invalid(format!(
+            "_type is {kind:?}, expected {STATEMENT_TYPE}"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a statement's `predicateType`.
+pub(super) fn check_predicate_type(found: &str, expected: &str) -> Result<(), ManifestError> {
+    if found != expected {
+        return Err(ManifestError::Invalid(format!(
+            "predicateType is {found:?}, expected {expected}"
+        )));
+    }
+    Ok(())
+}
+
+/// The 32-byte `sha256` entry of an in-toto digest set.
+pub(super) fn sha256_of(set: &BTreeMap<Cow<'_, str>, Cow<'_, str>>) -> Option<Vec<u8>> {
+    set.get("sha256")
+        .and_then(|h| hex::decode(h.as_ref()).ok())
+        .filter(|d| d.len() == 32)
 }
 
 /// SHA-256 over the concatenation of raw digests, in the order given.

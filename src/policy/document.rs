@@ -49,6 +49,8 @@ struct RuleDoc {
     #[serde(default)]
     allow_unsigned_files: bool,
     mode: Option<Mode>,
+    #[serde(default)]
+    allow_legacy_format: bool,
 }
 
 #[derive(Deserialize)]
@@ -186,6 +188,7 @@ impl RuleDoc {
             root_digest,
             allow_unsigned_files: self.allow_unsigned_files,
             mode: self.mode.unwrap_or(default_mode),
+            allow_legacy_format: self.allow_legacy_format,
         })
     }
 }

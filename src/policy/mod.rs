@@ -74,6 +74,9 @@ pub struct Rule {
     pub allow_unsigned_files: bool,
     /// Enforce or warn.
     pub mode: Mode,
+    /// Accept signatures in model_signing 0.2's pre-1.0 format (for a
+    /// migration window; never implied).
+    pub allow_legacy_format: bool,
 }
 
 /// One accepted signer: a name and its trust material.
@@ -102,6 +105,7 @@ impl Policy {
             root_digest: None,
             allow_unsigned_files: false,
             mode: Mode::Enforce,
+            allow_legacy_format: false,
         };
         Self {
             name: "command-line".into(),
@@ -196,6 +200,9 @@ impl Policy {
                     "    pinned root digest: sha256:{}\n",
                     hex::encode(d)
                 ));
+            }
+            if r.allow_legacy_format {
+                out.push_str("    pre-1.0 signatures (model_signing 0.2): ACCEPTED, for a migration window\n");
             }
             out.push_str(if r.allow_unsigned_files {
                 "    unsigned files: tolerated (recorded)\n"

@@ -140,6 +140,23 @@ impl PublicKey {
                 .is_ok_and(|s| k.verify(message, &s).is_ok()),
         }
     }
+
+    /// Checks a DER ECDSA signature over `message` hashed with SHA-256,
+    /// whatever the curve: how model_signing 0.2 signed with certificates
+    /// (only for `--allow-legacy-format`). P-521 cannot take a 256-bit
+    /// digest here and never verifies.
+    pub fn verify_sha256(&self, message: &[u8], der_signature: &[u8]) -> bool {
+        use p256::ecdsa::signature::hazmat::PrehashVerifier as _;
+        let digest = hashing::sha256(message);
+        match self {
+            Self::P256(k) => p256::ecdsa::DerSignature::try_from(der_signature)
+                .is_ok_and(|s| k.verify_prehash(&digest, &s).is_ok()),
+            Self::P384(k) => p384::ecdsa::DerSignature::try_from(der_signature)
+                .is_ok_and(|s| k.verify_prehash(&digest, &s).is_ok()),
+            Self::P521(k) => p521::ecdsa::Signature::from_der(der_signature)
+                .is_ok_and(|s| k.verify_prehash(&digest, &s).is_ok()),
+        }
+    }
 }
 
 /// An ECDSA private key used by `attest`.

@@ -9,7 +9,10 @@ use std::time::SystemTime;
 
 use subtle::ConstantTimeEq;
 
+use std::cell::OnceCell;
+
 use crate::oms::bundle::{Bundle, BundleError, SignedPayload};
+use crate::oms::legacy::{self, LEGACY_PREDICATE_TYPE, RE_SIGN_ADVICE};
 use crate::trust::sigstore::Keyless;
 use crate::trust::{Certificate, Curve, PublicKey, TrustedMaterial, chain};
 
@@ -90,58 +93,136 @@ pub struct CertificateSigner {
     pub anchor_fingerprint: String,
 }
 
+/// A signer, and whether the signature was over model_signing 0.2's
+/// encoding rather than the DSSE PAE (accepted only when allowed).
+#[derive(Clone, Debug)]
+pub struct Authenticated {
+    /// Who signed.
+    pub signer: Signer,
+    /// The signature verified over the pre-1.0 encoding ([`legacy::legacy_pae`]).
+    pub legacy_encoding: bool,
+}
+
+/// The signed bytes: the DSSE PAE, and the pre-1.0 encoding, computed only
+/// if the PAE does not verify.
+struct Message<'a> {
+    pae: &'a [u8],
+    payload: &'a [u8],
+    legacy: OnceCell<Vec<u8>>,
+}
+
+impl Message<'_> {
+    fn legacy(&self) -> &[u8] {
+        self.legacy.get_or_init(|| legacy::legacy_pae(self.payload))
+    }
+}
+
+/// The refusal for a genuine pre-1.0 signature when the old format is not allowed.
+fn legacy_encoding_refused(by: &str) -> String {
+    format!(
+        "the DSSE signature verifies with {by}, but over the pre-1.0 encoding that model_signing 0.2 wrote (a bug of that release), not the DSSE PAE; nothing was altered, but that format is not accepted by default: {RE_SIGN_ADVICE}"
+    )
+}
+
 /// Checks the signature of `signed` (whose PAE is `pae`) against `trust`.
 /// `bundle_json` is the bundle file's text, which the Sigstore verifier
-/// parses for itself.
+/// parses for itself. With `allow_legacy`, a signature over model_signing
+/// 0.2's encoding verifies as the reference verifies it: by key with the
+/// curve's hash, by certificate with SHA-256.
 pub fn authenticate(
     trust: &TrustedMaterial,
     bundle_json: &[u8],
     bundle: &Bundle,
     signed: &SignedPayload,
     pae: &[u8],
-) -> Result<Signer, String> {
+    allow_legacy: bool,
+) -> Result<Authenticated, String> {
+    let message = Message {
+        pae,
+        payload: &signed.payload,
+        legacy: OnceCell::new(),
+    };
+    let modern = |signer| Authenticated {
+        signer,
+        legacy_encoding: false,
+    };
     match trust {
-        TrustedMaterial::Sigstore(keyless) => by_sigstore(keyless, bundle_json, bundle, signed),
-        TrustedMaterial::Keys(keys) => by_key(keys, bundle, pae, &signed.signature),
+        TrustedMaterial::Sigstore(keyless) => {
+            by_sigstore(keyless, bundle_json, bundle, signed, allow_legacy).map(modern)
+        }
+        TrustedMaterial::Keys(keys) => {
+            by_key(keys, bundle, &message, &signed.signature, allow_legacy)
+        }
         TrustedMaterial::Certificates {
             anchors,
             allow_expired,
-        } => by_certificate(anchors, *allow_expired, bundle, pae, &signed.signature),
+        } => by_certificate(
+            anchors,
+            *allow_expired,
+            bundle,
+            &message,
+            &signed.signature,
+            allow_legacy,
+        ),
     }
 }
 
 fn by_key(
     keys: &[PublicKey],
     bundle: &Bundle,
-    pae: &[u8],
+    message: &Message<'_>,
     signature: &[u8],
-) -> Result<Signer, String> {
+    allow_legacy: bool,
+) -> Result<Authenticated, String> {
     let hint = bundle
         .verification_material
         .public_key
         .as_ref()
         .and_then(|k| k.hint.as_deref())
         .filter(|h| !h.is_empty());
-    let key = keys
-        .iter()
-        .filter(|k| hint.is_none_or(|h| bool::from(h.as_bytes().ct_eq(k.fingerprint().as_bytes()))))
-        .find(|k| k.verify(pae, signature))
-        .ok_or_else(|| {
-            let given: Vec<String> = keys.iter().map(PublicKey::fingerprint).collect();
-            match hint {
-                Some(h) if !given.iter().any(|g| g == h) => format!(
-                    "it was made by the key with fingerprint {h}, but the trusted key is {}; verify with the signer's public key",
-                    given.join(", ")
-                ),
-                _ => format!(
-                    "the DSSE signature does not verify with the trusted key {}; the signature or its payload was altered, or another key signed it",
-                    given.join(", ")
-                ),
-            }
-        })?;
-    Ok(Signer::Key {
-        key_fingerprint: key.fingerprint(),
-        curve: key.curve(),
+    let candidates = || {
+        keys.iter().filter(|k| {
+            hint.is_none_or(|h| bool::from(h.as_bytes().ct_eq(k.fingerprint().as_bytes())))
+        })
+    };
+    if let Some(key) = candidates().find(|k| k.verify(message.pae, signature)) {
+        return Ok(Authenticated {
+            signer: Signer::Key {
+                key_fingerprint: key.fingerprint(),
+                curve: key.curve(),
+            },
+            legacy_encoding: false,
+        });
+    }
+    // The reference's pre-1.0 path: the same key, the curve's hash, over
+    // the legacy encoding.
+    if let Some(key) = candidates().find(|k| k.verify(message.legacy(), signature)) {
+        if !allow_legacy {
+            return Err(legacy_encoding_refused(&format!(
+                "the trusted key {}",
+                key.fingerprint()
+            )));
+        }
+        return Ok(Authenticated {
+            signer: Signer::Key {
+                key_fingerprint: key.fingerprint(),
+                curve: key.curve(),
+            },
+            legacy_encoding: true,
+        });
+    }
+    Err({
+        let given: Vec<String> = keys.iter().map(PublicKey::fingerprint).collect();
+        match hint {
+            Some(h) if !given.iter().any(|g| g == h) => format!(
+                "it was made by the key with fingerprint {h}, but the trusted key is {}; verify with the signer's public key",
+                given.join(", ")
+            ),
+            _ => format!(
+                "the DSSE signature does not verify with the trusted key {}; the signature or its payload was altered, or another key signed it",
+                given.join(", ")
+            ),
+        }
     })
 }
 
@@ -149,9 +230,10 @@ fn by_certificate(
     anchors: &[Certificate],
     allow_expired: bool,
     bundle: &Bundle,
-    pae: &[u8],
+    message: &Message<'_>,
     signature: &[u8],
-) -> Result<Signer, String> {
+    allow_legacy: bool,
+) -> Result<Authenticated, String> {
     let chain = bundle
         .certificate_chain()
         .map_err(|e| e.to_string())?
@@ -180,13 +262,25 @@ fn by_certificate(
         format!("{e}{hint}")
     })?;
     let key = validated.leaf.signing_key().map_err(|e| e.to_string())?;
-    if !key.verify(pae, signature) {
+    let legacy_encoding = if key.verify(message.pae, signature) {
+        false
+    } else if key.verify_sha256(message.legacy(), signature) {
+        // model_signing 0.2 signed with SHA-256 whatever the curve; the
+        // reference verifies those signatures the same way.
+        if !allow_legacy {
+            return Err(legacy_encoding_refused(&format!(
+                "the key of certificate {}",
+                validated.leaf.subject()
+            )));
+        }
+        true
+    } else {
         return Err(format!(
             "the DSSE signature does not verify with the key of certificate {}; the signature or its payload was altered",
             validated.leaf.subject()
         ));
-    }
-    Ok(Signer::Certificate(CertificateSigner {
+    };
+    let signer = Signer::Certificate(CertificateSigner {
         subject: validated.leaf.subject(),
         issuer: validated.leaf.issuer(),
         subject_alt_names: validated.leaf.subject_alt_names(),
@@ -195,7 +289,11 @@ fn by_certificate(
         curve: key.curve(),
         anchor_subject: validated.anchor.subject(),
         anchor_fingerprint: validated.anchor.fingerprint(),
-    }))
+    });
+    Ok(Authenticated {
+        signer,
+        legacy_encoding,
+    })
 }
 
 /// Verifies a keyless bundle with sigstore-verify (Fulcio chain to the
@@ -208,6 +306,7 @@ fn by_sigstore(
     bundle_json: &[u8],
     bundle: &Bundle,
     signed: &SignedPayload,
+    allow_legacy: bool,
 ) -> Result<Signer, String> {
     use sigstore_verify::{VerificationPolicy, Verifier};
     let text =
@@ -218,7 +317,7 @@ fn by_sigstore(
     // statement; the model's root digest is that subject. It is read here from
     // the payload before the signature is checked, and is only trusted once
     // verify() below has checked the signature over the whole payload.
-    let subject = subject_digest(&signed.payload)?;
+    let subject = subject_digest(&signed.payload, allow_legacy)?;
     let digest = sigstore_types::Sha256Hash::from_hex(&subject)
         .map_err(|e| format!("subject digest: {e}"))?;
     let verifier = Verifier::new(&keyless.root).map_err(|e| format!("trusted root: {e}"))?;
@@ -247,11 +346,16 @@ fn by_sigstore(
     }))
 }
 
-/// The statement's one sha256 subject digest, from the (not yet trusted) payload.
-fn subject_digest(payload: &[u8]) -> Result<String, String> {
+/// The statement's one sha256 subject digest, from the (not yet trusted)
+/// payload. A pre-1.0 statement has a subject per file: any of them binds the
+/// signature to the statement, so the first is used when the old format is
+/// allowed.
+fn subject_digest(payload: &[u8], allow_legacy: bool) -> Result<String, String> {
     #[derive(serde::Deserialize)]
     struct Statement {
         subject: Vec<Subject>,
+        #[serde(rename = "predicateType", default)]
+        predicate_type: String,
     }
     #[derive(serde::Deserialize)]
     struct Subject {
@@ -259,7 +363,18 @@ fn subject_digest(payload: &[u8]) -> Result<String, String> {
     }
     let statement: Statement = serde_json::from_slice(payload)
         .map_err(|e| format!("the signed payload is not an in-toto statement: {e}"))?;
+    let legacy = statement.predicate_type == LEGACY_PREDICATE_TYPE;
+    if legacy && !allow_legacy {
+        return Err(format!(
+            "the signature is in the pre-1.0 format that model_signing 0.2 wrote (predicate {LEGACY_PREDICATE_TYPE}); nothing was altered, but that format is not accepted by default: {RE_SIGN_ADVICE}"
+        ));
+    }
     match statement.subject.as_slice() {
+        [first, ..] if legacy => first
+            .digest
+            .get("sha256")
+            .cloned()
+            .ok_or_else(|| "the statement's first subject has no sha256 digest".into()),
         [one] => one
             .digest
             .get("sha256")

@@ -18,7 +18,8 @@ use std::path::{Path, PathBuf};
 use crate::io::{MAX_SIGNATURE_BYTES, read_bounded};
 use crate::model::{self, IgnoreRules, ModelRoot, hashing};
 use crate::oms::bundle::{self, Bundle};
-use crate::oms::manifest::Manifest;
+use crate::oms::legacy;
+use crate::oms::manifest::{Manifest, ManifestError};
 use crate::policy::Rule;
 pub use authenticate::Signer;
 use authenticate::authenticate;
@@ -61,6 +62,9 @@ pub struct AcceptedSignature {
     pub signer: Signer,
     /// The rule's authority that vouched for the signer.
     pub authority: String,
+    /// The signature is over model_signing 0.2's encoding, not the DSSE PAE
+    /// (accepted because the rule allows the legacy format).
+    pub legacy_encoding: bool,
 }
 
 /// What is known about a verification so far; a measurement records it
@@ -262,16 +266,24 @@ fn check_signature(
     let mut refusals = Vec::new();
     let mut vouched = None;
     for authority in &rule.authorities {
-        match authenticate(&authority.trust, &bytes, &bundle, &signed, &pae) {
-            Ok(signer) => {
-                vouched = Some((signer, authority.name.clone()));
+        let allow_legacy = rule.allow_legacy_format;
+        match authenticate(
+            &authority.trust,
+            &bytes,
+            &bundle,
+            &signed,
+            &pae,
+            allow_legacy,
+        ) {
+            Ok(found) => {
+                vouched = Some((found, authority.name.clone()));
                 break;
             }
             Err(why) => refusals.push((authority.name.as_str(), why)),
         }
     }
     drop((bytes, bundle, pae));
-    let (signer, authority) = vouched.ok_or_else(|| {
+    let (found, authority) = vouched.ok_or_else(|| {
         Problem::Signature(match refusals.as_slice() {
             [(_, why)] => why.clone(),
             all => {
@@ -294,13 +306,19 @@ fn check_signature(
             bundle::IN_TOTO_PAYLOAD_TYPE
         )));
     }
-    let manifest =
-        Manifest::from_statement(&signed.payload).map_err(|e| Problem::Signature(e.to_string()))?;
+    let manifest = match Manifest::from_statement(&signed.payload) {
+        Err(ManifestError::LegacyFormat { .. }) if rule.allow_legacy_format => {
+            legacy::manifest_from_legacy_statement(&signed.payload)
+        }
+        parsed => parsed,
+    }
+    .map_err(|e| Problem::Signature(e.to_string()))?;
     Ok((
         AcceptedSignature {
             path: path.to_path_buf(),
-            signer,
+            signer: found.signer,
             authority,
+            legacy_encoding: found.legacy_encoding,
         },
         manifest,
     ))
