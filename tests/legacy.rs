@@ -361,17 +361,14 @@ fn a_keyless_legacy_signature_is_named_and_opt_in_too() {
     // Digests/v0.1 statement: one subject per file.
     let dir = tempfile::tempdir().unwrap();
     let (sig, root) = (dir.path().join("keyless.sig"), dir.path().join("root.json"));
-    let out = std::process::Command::new(venv().join("bin/python"))
-        .arg(repo("tests/support/make_keyless.py"))
-        .args(["--payload-from", &s(&fixture("key.sig"))])
-        .args(["--out", &s(&sig), "--root", &s(&root)])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    make_keyless([
+        "--payload-from",
+        &s(&fixture("key.sig")),
+        "--out",
+        &s(&sig),
+        "--root",
+        &s(&root),
+    ]);
     let args = |extra: &[&str]| {
         let mut a: Vec<OsString> = vec![
             "verify".into(),

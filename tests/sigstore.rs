@@ -659,20 +659,9 @@ fn a_rekor_v2_bundle_verifies_with_its_rfc3161_timestamp() {
 
 #[test]
 fn a_rekor_v2_bundle_without_a_trusted_timestamp_is_rejected() {
-    use base64::Engine as _;
     let p = PrivateSigstore::with_rekor("v2", "signer@example.com", "");
     // the timestamp token altered
-    let sig = p.dir.path().join("model.sig");
-    let mut bundle: Value = serde_json::from_slice(&std::fs::read(&sig).unwrap()).unwrap();
-    let token = &mut bundle["verificationMaterial"]["timestampVerificationData"]["rfc3161Timestamps"]
-        [0]["signedTimestamp"];
-    let mut raw = base64::engine::general_purpose::STANDARD
-        .decode(token.as_str().unwrap())
-        .unwrap();
-    let at = raw.len() - 10;
-    raw[at] ^= 1;
-    *token = base64::engine::general_purpose::STANDARD.encode(raw).into();
-    std::fs::write(&sig, serde_json::to_vec(&bundle).unwrap()).unwrap();
+    tamper_rfc3161_token(&p.dir.path().join("model.sig"));
     p.verify("signer@example.com", PRIVATE_ISSUER, true)
         .expect_code(1)
         .expect_stderr("invalid RFC 3161 timestamp");

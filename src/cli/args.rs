@@ -81,8 +81,11 @@ pub struct KeylessArgs {
     #[arg(long, value_name = "RE")]
     pub certificate_oidc_issuer_regexp: Option<String>,
     /// Sigstore trusted root (trusted_root.json) instead of the embedded
-    /// public-good production root.
-    #[arg(long, value_name = "trusted_root.json", requires = "identity")]
+    /// public-good production root. With a keyless identity: the Fulcio CAs,
+    /// logs and timestamp authorities to verify against. With --key: the
+    /// bundle must also carry transparency-log entries that verify against
+    /// this root (a key signature uploaded to Rekor, as cosign does).
+    #[arg(long, value_name = "trusted_root.json")]
     pub trusted_root: Option<PathBuf>,
 }
 
@@ -125,6 +128,7 @@ impl KeylessArgs {
 
 /// `modelgate verify-bundle`.
 #[derive(Debug, Args)]
+#[command(after_help = VERIFY_BUNDLE_TRUST)]
 pub struct VerifyBundleArgs {
     /// The Sigstore bundle.
     #[arg(long)]
@@ -190,8 +194,39 @@ pub struct AttestArgs {
     pub hashing: HashArgs,
 }
 
+/// Which trust flags `verify` takes together, as printed by `verify --help`.
+const VERIFY_TRUST: &str = "\
+Trust: exactly one of these, for the kind of bundle the signer made:
+  --policy FILE
+      a ModelPolicy: rules, authorities (key, key with ctlog, certificate, keyless), k of n
+  --key PUB.pem [--key ...]
+      a managed key (modelgate attest, model_signing sign key): the signature alone
+  --key PUB.pem --trusted-root trusted_root.json
+      a managed key whose bundle was also uploaded to a transparency log (cosign and
+      other Sigstore clients): its log entries must verify against that root
+  --certificate-chain CA.pem [...] [--allow-expired-certificate]
+      a signing certificate chained to one of these CAs (model_signing sign certificate)
+  --certificate-identity[-regexp] ID --certificate-oidc-issuer[-regexp] URL [--trusted-root trusted_root.json]
+      Sigstore keyless (model_signing sign sigstore), against the embedded public-good
+      root or the one given
+Add --allow-legacy-format to accept model_signing 0.2 signatures (not with --policy).
+Exit codes: 0 verified; 1 rejected; 2 could not verify. Non-zero means: do not start.";
+
+/// Which trust flags `verify-bundle` takes together.
+const VERIFY_BUNDLE_TRUST: &str = "\
+Trust: one of
+  --key PUB.pem
+      a managed key; log entries in the bundle, if any, must verify against the
+      embedded public-good root
+  --key PUB.pem --trusted-root trusted_root.json
+      a managed key with at least one log entry, verified against that root
+  --certificate-identity[-regexp] ID --certificate-oidc-issuer[-regexp] URL [--trusted-root trusted_root.json]
+      Sigstore keyless
+Exit codes: 0 verified; 1 rejected; 2 could not verify.";
+
 /// `modelgate verify`.
 #[derive(Debug, Args)]
+#[command(after_help = VERIFY_TRUST)]
 pub struct VerifyArgs {
     /// The model folder, or a single model file.
     pub model: PathBuf,
@@ -201,7 +236,7 @@ pub struct VerifyArgs {
     pub signature: Vec<PathBuf>,
     /// A ModelPolicy file (YAML or JSON) saying who may sign which model,
     /// instead of the trust flags below.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["key", "certificate_chain", "identity"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["key", "certificate_chain", "identity", "trusted_root"])]
     pub policy: Option<PathBuf>,
     /// The model's name for policy matching (default: the model path's last
     /// component).
@@ -215,7 +250,7 @@ pub struct VerifyArgs {
     #[arg(
         long = "certificate-chain",
         value_name = "ROOT_OR_INTERMEDIATE.pem",
-        conflicts_with_all = ["key", "identity"]
+        conflicts_with_all = ["key", "identity", "trusted_root"]
     )]
     pub certificate_chain: Vec<PathBuf>,
     /// Accept a signing certificate that has expired, if it was valid when

@@ -135,7 +135,11 @@ fn verify_bundle_cmd(args: &VerifyBundleArgs) -> i32 {
         match &args.key {
             Some(path) => {
                 let pem = read_pem("public key", path).map_err(unusable)?;
-                verify_bundle(&bundle, &artifact, &Signer::Key(&pem), &root)?;
+                let signer = Signer::Key {
+                    pem: &pem,
+                    require_tlog: args.keyless.trusted_root.is_some(),
+                };
+                verify_bundle(&bundle, &artifact, &signer, &root)?;
                 Ok(format!("key {}", path.display()))
             }
             None => {

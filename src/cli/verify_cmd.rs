@@ -214,5 +214,9 @@ fn load_trust(args: &VerifyArgs) -> Result<TrustedMaterial, Error> {
             })
         })
         .collect::<Result<_, _>>()?;
-    Ok(TrustedMaterial::Keys(keys))
+    let transparency = match &args.keyless.trusted_root {
+        Some(_) => Some(Box::new(args.keyless.root()?)),
+        None => None,
+    };
+    Ok(TrustedMaterial::Keys { keys, transparency })
 }

@@ -17,6 +17,7 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::model::Method;
 use crate::oms::manifest::{Format, Manifest};
+use crate::verify::tlog::LogEvidence;
 use crate::verify::{
     AcceptedSignature, Evidence, Problem, Rejection, SignatureFile, Signer, Verified,
 };
@@ -152,6 +153,9 @@ struct SignerOut<'a> {
     certificate: Option<CertificateOut<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sigstore: Option<SigstoreOut<'a>>,
+    /// For a key signer whose transparency-log evidence was required and verified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    transparency_log: Option<LogOut<'a>>,
     /// The signature is over model_signing 0.2's encoding, not the DSSE PAE.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     legacy_encoding: bool,
@@ -173,6 +177,22 @@ struct SigstoreOut<'a> {
 struct RekorOut<'a> {
     log_index: Option<i64>,
     integrated_time: Option<&'a str>,
+}
+
+impl<'a> From<&'a LogEvidence> for RekorOut<'a> {
+    fn from(log: &'a LogEvidence) -> Self {
+        Self {
+            log_index: log.log_index,
+            integrated_time: log.integrated_time.as_deref(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LogOut<'a> {
+    rekor: RekorOut<'a>,
+    verified_timestamps: &'a [String],
 }
 
 #[derive(Serialize)]
@@ -200,6 +220,7 @@ impl<'a> From<&'a AcceptedSignature> for SignerOut<'a> {
             Signer::Key {
                 key_fingerprint,
                 curve,
+                transparency,
             } => Self {
                 signature,
                 authority,
@@ -208,6 +229,10 @@ impl<'a> From<&'a AcceptedSignature> for SignerOut<'a> {
                 key_fingerprint: Some(format!("sha256:{key_fingerprint}")),
                 certificate: None,
                 sigstore: None,
+                transparency_log: transparency.as_ref().map(|log| LogOut {
+                    rekor: log.into(),
+                    verified_timestamps: &log.verified_timestamps,
+                }),
                 legacy_encoding: accepted.legacy_encoding,
             },
             Signer::Sigstore(k) => Self {
@@ -224,12 +249,10 @@ impl<'a> From<&'a AcceptedSignature> for SignerOut<'a> {
                         .certificate_fingerprint
                         .as_ref()
                         .map(|f| format!("sha256:{f}")),
-                    rekor: RekorOut {
-                        log_index: k.log_index,
-                        integrated_time: k.integrated_time.as_deref(),
-                    },
-                    verified_timestamps: &k.verified_timestamps,
+                    rekor: (&k.log).into(),
+                    verified_timestamps: &k.log.verified_timestamps,
                 }),
+                transparency_log: None,
                 legacy_encoding: accepted.legacy_encoding,
             },
             Signer::Certificate(c) => Self {
@@ -239,6 +262,7 @@ impl<'a> From<&'a AcceptedSignature> for SignerOut<'a> {
                 curve: Some(c.curve.to_string()),
                 key_fingerprint: None,
                 sigstore: None,
+                transparency_log: None,
                 certificate: Some(CertificateOut {
                     subject: &c.subject,
                     issuer: &c.issuer,

@@ -69,6 +69,18 @@ struct AuthorityDoc {
     key: Option<Source>,
     keyless: Option<KeylessDoc>,
     certificate: Option<CertificateDoc>,
+    /// policy-controller's name for "verify against a Rekor instance": with
+    /// a key, transparency-log evidence is then required.
+    ctlog: Option<CtlogDoc>,
+}
+
+/// `ctlog`: the trusted root whose transparency logs must have logged a
+/// key signature (offline: the root, not a URL). Empty: the embedded
+/// Sigstore public-good root.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct CtlogDoc {
+    trusted_root: Option<Source>,
 }
 
 /// Inline PEM/JSON (`data`) or a file (`path`).
@@ -195,12 +207,31 @@ impl RuleDoc {
 
 impl AuthorityDoc {
     fn compile(self, base: &Path) -> Result<Authority, String> {
+        if self.ctlog.is_some() && self.key.is_none() {
+            return Err(
+                "ctlog goes with a key authority (keyless signatures are always checked against their log)"
+                    .into(),
+            );
+        }
         let trust = match (self.key, self.keyless, self.certificate) {
             (Some(key), None, None) => {
                 let pem = key.read(base, "key")?;
-                TrustedMaterial::Keys(vec![
-                    PublicKey::from_pem(&pem).map_err(|e| format!("key: {e}"))?,
-                ])
+                let transparency = match self.ctlog {
+                    None => None,
+                    Some(ctlog) => {
+                        let json = ctlog
+                            .trusted_root
+                            .map(|s| s.read(base, "ctlog.trustedRoot"))
+                            .transpose()?;
+                        let root = sigstore::trusted_root(json.as_deref())
+                            .map_err(|e| format!("ctlog.trustedRoot: {e}"))?;
+                        Some(Box::new(root))
+                    }
+                };
+                TrustedMaterial::Keys {
+                    keys: vec![PublicKey::from_pem(&pem).map_err(|e| format!("key: {e}"))?],
+                    transparency,
+                }
             }
             (None, Some(keyless), None) => {
                 if keyless.identities.is_empty() {

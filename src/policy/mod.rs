@@ -246,12 +246,22 @@ fn covers(pattern: &Pattern, path: &str) -> bool {
 
 fn describe(trust: &TrustedMaterial) -> String {
     match trust {
-        TrustedMaterial::Keys(keys) => {
+        TrustedMaterial::Keys { keys, transparency } => {
             let fps: Vec<String> = keys
                 .iter()
                 .map(|k| format!("sha256:{}", k.fingerprint()))
                 .collect();
-            format!("key {}", fps.join(", "))
+            let logged = match transparency {
+                None => String::new(),
+                Some(root) => {
+                    let logs: Vec<&str> = root.tlogs.iter().map(|l| l.base_url.as_str()).collect();
+                    format!(
+                        ", with transparency-log evidence required from {}",
+                        logs.join(", ")
+                    )
+                }
+            };
+            format!("key {}{logged}", fps.join(", "))
         }
         TrustedMaterial::Certificates {
             anchors,

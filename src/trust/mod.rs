@@ -13,7 +13,14 @@ pub use keys::{Curve, KeyError, PrivateKey, PublicKey};
 #[derive(Clone, Debug)]
 pub enum TrustedMaterial {
     /// Any of these keys may have signed (the key method).
-    Keys(Vec<PublicKey>),
+    Keys {
+        /// The trusted keys.
+        keys: Vec<PublicKey>,
+        /// When set, the bundle must also carry transparency-log evidence
+        /// that verifies against this root (cosign-style key signing with a
+        /// Rekor upload).
+        transparency: Option<Box<sigstore_trust_root::TrustedRoot>>,
+    },
     /// A signing certificate chaining to one of these anchors (the
     /// certificate method).
     Certificates {

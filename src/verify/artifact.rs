@@ -36,8 +36,15 @@ impl<'a> Artifact<'a> {
 
 /// Who must have signed.
 pub enum Signer<'a> {
-    /// A managed key (PEM SubjectPublicKeyInfo).
-    Key(&'a str),
+    /// A managed key (PEM SubjectPublicKeyInfo). Log entries in the bundle
+    /// are verified against the root; with `require_tlog` there must be at
+    /// least one.
+    Key {
+        /// The key.
+        pem: &'a str,
+        /// Whether transparency-log evidence is required.
+        require_tlog: bool,
+    },
     /// A keyless identity and OIDC issuer.
     Identity(&'a Identity),
 }
@@ -66,9 +73,12 @@ pub fn verify_bundle(
     let verifier = Verifier::new(root)
         .map_err(|e| BundleCheckError::Unusable(format!("trusted root: {e}")))?;
     let result = match signer {
-        Signer::Key(pem) => {
+        Signer::Key { pem, require_tlog } => {
             let key = DerPublicKey::from_pem(pem)
                 .map_err(|e| BundleCheckError::Unusable(format!("public key: {e}")))?;
+            if *require_tlog && bundle.verification_material.tlog_entries.is_empty() {
+                return Err(reject(super::tlog::NO_ENTRIES.into()));
+            }
             run(
                 &verifier,
                 artifact,
@@ -87,6 +97,7 @@ pub fn verify_bundle(
             result
         }
     };
+    super::tlog::check_log_key_validity(root, &bundle, &result).map_err(reject)?;
     Ok(result)
 }
 

@@ -11,6 +11,7 @@ use subtle::ConstantTimeEq;
 
 use std::cell::OnceCell;
 
+use super::tlog::{self, LogEvidence};
 use crate::oms::bundle::{Bundle, BundleError, SignedPayload};
 use crate::oms::legacy::{self, LEGACY_PREDICATE_TYPE, RE_SIGN_ADVICE};
 use crate::trust::sigstore::Keyless;
@@ -25,6 +26,8 @@ pub enum Signer {
         key_fingerprint: String,
         /// The key's curve.
         curve: Curve,
+        /// The verified transparency-log evidence, when it was required.
+        transparency: Option<LogEvidence>,
     },
     /// A signing certificate that chained to a trusted anchor.
     Certificate(CertificateSigner),
@@ -42,12 +45,8 @@ pub struct SigstoreSigner {
     pub issuer: String,
     /// Hex SHA-256 of the signing certificate's DER, when the bundle has one.
     pub certificate_fingerprint: Option<String>,
-    /// Rekor log index of the entry.
-    pub log_index: Option<i64>,
-    /// When the log integrated the entry (RFC 3339), if it says.
-    pub integrated_time: Option<String>,
-    /// Signing times established by verified timestamps (RFC 3339).
-    pub verified_timestamps: Vec<String>,
+    /// The log entry and the signing times it establishes.
+    pub log: LogEvidence,
 }
 
 impl Signer {
@@ -55,8 +54,13 @@ impl Signer {
     pub fn describe(&self) -> String {
         match self {
             Self::Key {
-                key_fingerprint, ..
-            } => format!("key sha256:{key_fingerprint}"),
+                key_fingerprint,
+                transparency,
+                ..
+            } => match transparency.as_ref().and_then(|t| t.log_index) {
+                Some(index) => format!("key sha256:{key_fingerprint} (logged, log index {index})"),
+                None => format!("key sha256:{key_fingerprint}"),
+            },
             Self::Certificate(c) => format!(
                 "certificate {} (chained to {})",
                 c.subject, c.anchor_subject
@@ -65,7 +69,8 @@ impl Signer {
                 "sigstore {} from {} (rekor log index {})",
                 k.identity,
                 k.issuer,
-                k.log_index
+                k.log
+                    .log_index
                     .map_or_else(|| "unknown".into(), |i| i.to_string())
             ),
         }
@@ -150,8 +155,14 @@ pub fn authenticate(
         TrustedMaterial::Sigstore(keyless) => {
             by_sigstore(keyless, bundle_json, bundle, signed, allow_legacy).map(modern)
         }
-        TrustedMaterial::Keys(keys) => {
-            by_key(keys, bundle, &message, &signed.signature, allow_legacy)
+        TrustedMaterial::Keys { keys, transparency } => {
+            let found = by_key(keys, bundle, &message, &signed.signature, allow_legacy)?;
+            match transparency {
+                None => Ok(found),
+                Some(root) => {
+                    with_log_evidence(found, root, keys, bundle_json, signed, allow_legacy)
+                }
+            }
         }
         TrustedMaterial::Certificates {
             anchors,
@@ -190,6 +201,7 @@ fn by_key(
             signer: Signer::Key {
                 key_fingerprint: key.fingerprint(),
                 curve: key.curve(),
+                transparency: None,
             },
             legacy_encoding: false,
         });
@@ -207,6 +219,7 @@ fn by_key(
             signer: Signer::Key {
                 key_fingerprint: key.fingerprint(),
                 curve: key.curve(),
+                transparency: None,
             },
             legacy_encoding: true,
         });
@@ -325,25 +338,50 @@ fn by_sigstore(
         .verify(digest, &parsed, &VerificationPolicy::any_identity())
         .map_err(|e| format!("Sigstore verification failed: {e}"))?;
     let (identity, issuer) = super::artifact::check_identity(&result, &keyless.identities)?;
-    let entry = bundle.verification_material.tlog_entries.first();
+    tlog::check_log_key_validity(&keyless.root, &parsed, &result)?;
     Ok(Signer::Sigstore(SigstoreSigner {
         identity,
         issuer,
         certificate_fingerprint: bundle
             .leaf_certificate()
             .map(|der| hex::encode(crate::model::hashing::sha256(&der))),
-        log_index: entry.and_then(|e| e.get("logIndex")).and_then(|v| {
-            v.as_str()
-                .and_then(|s| s.parse().ok())
-                .or_else(|| v.as_i64())
-        }),
-        integrated_time: result.integrated_time().map(|t| t.to_string()),
-        verified_timestamps: result
-            .verified_timestamps()
-            .iter()
-            .map(|t| t.to_string())
-            .collect(),
+        log: LogEvidence::from_result(&parsed, &result),
     }))
+}
+
+/// Adds the transparency-log evidence a key authority requires to a key
+/// signer: the bundle's log entries must verify against `root`, for this
+/// signature, key and statement.
+fn with_log_evidence(
+    found: Authenticated,
+    root: &sigstore_trust_root::TrustedRoot,
+    keys: &[PublicKey],
+    bundle_json: &[u8],
+    signed: &SignedPayload,
+    allow_legacy: bool,
+) -> Result<Authenticated, String> {
+    let Signer::Key {
+        key_fingerprint,
+        curve,
+        ..
+    } = found.signer
+    else {
+        return Ok(found);
+    };
+    let key = keys
+        .iter()
+        .find(|k| k.fingerprint() == key_fingerprint)
+        .ok_or_else(|| "the signing key is not among the trusted keys".to_string())?;
+    let subject = subject_digest(&signed.payload, allow_legacy)?;
+    let evidence = tlog::verify_key_evidence(root, bundle_json, key, &subject)?;
+    Ok(Authenticated {
+        signer: Signer::Key {
+            key_fingerprint,
+            curve,
+            transparency: Some(evidence),
+        },
+        legacy_encoding: found.legacy_encoding,
+    })
 }
 
 /// The statement's one sha256 subject digest, from the (not yet trusted)

@@ -11,6 +11,7 @@ pub mod artifact;
 pub mod authenticate;
 mod compare;
 mod problem;
+pub mod tlog;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

@@ -263,3 +263,33 @@ pub fn rich_model() -> TempDir {
 pub fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
+
+/// Runs tests/support/make_keyless.py (a private Sigstore made in the test)
+/// with `args`, asserting success.
+pub fn make_keyless<I, S>(args: I)
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let run = run(Command::new(venv().join("bin/python"))
+        .arg(repo("tests/support/make_keyless.py"))
+        .args(args));
+    assert_eq!(run.code, 0, "make_keyless.py: {}", run.stderr);
+}
+
+/// Flips one bit inside the first RFC 3161 timestamp token of the bundle at
+/// `sig`, so that the token no longer verifies.
+pub fn tamper_rfc3161_token(sig: &Path) {
+    use base64::Engine as _;
+    let mut bundle: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(sig).unwrap()).unwrap();
+    let token = &mut bundle["verificationMaterial"]["timestampVerificationData"]["rfc3161Timestamps"]
+        [0]["signedTimestamp"];
+    let mut raw = base64::engine::general_purpose::STANDARD
+        .decode(token.as_str().unwrap())
+        .unwrap();
+    let at = raw.len() - 10;
+    raw[at] ^= 1;
+    *token = base64::engine::general_purpose::STANDARD.encode(raw).into();
+    std::fs::write(sig, serde_json::to_vec(&bundle).unwrap()).unwrap();
+}

@@ -4,6 +4,7 @@ matching trusted_root.json. Everything is offline and made for the test.
 
 usage: make_keyless.py --payload-from KEY_SIGNED.sig --out KEYLESS.sig --root TRUSTED_ROOT.json
                        [--identity ID] [--issuer URL] [--rekor v1|v2] [--mutate CASE]
+                       [--managed-key PRIVATE.pem]
 
 The in-toto statement (the model manifest) is taken from a bundle modelgate
 signed with a throwaway key; it is re-signed here by a Fulcio-style
@@ -14,12 +15,22 @@ embedded in the certificate. With `--rekor v2` the entry is a Rekor v2
 signed entry timestamp, so the signing time comes from an RFC 3161
 timestamp by a test TSA (built with asn1crypto), as Rekor v2 requires.
 
+With `--managed-key` the bundle is signed by that key instead of a Fulcio
+certificate, as cosign and the other Sigstore clients sign with a managed key
+and still upload to Rekor: `publicKey` material (the hint modelgate and the
+reference write) *and* the same log entry, whose verifier is the public key.
+
 CASE makes exactly one thing wrong:
   expired           the certificate expired before the entry was logged
   broken-proof      a hash of the inclusion proof is altered
   bad-checkpoint    the checkpoint is signed by a key that is not the log's
   other-payload     the log entry records another payload and signature
   bad-sct           the embedded SCT is signed by a CT key the root does not trust
+  bad-set           the signed entry timestamp is signed by another key (Rekor v1)
+  no-tlog           the bundle carries no log entry at all
+  untrusted-log     the entry is from a log whose key the root does not name
+  log-key-later     the root's log key only became valid after the entry was made
+  other-key         the entry's verifier is another public key (managed key)
 """
 import argparse
 import base64
@@ -40,6 +51,7 @@ p.add_argument("--identity", default="signer@example.com")
 p.add_argument("--issuer", default="https://oidc.example.com")
 p.add_argument("--rekor", default="v1", choices=["v1", "v2"])
 p.add_argument("--mutate", default="")
+p.add_argument("--managed-key", default="")
 a = p.parse_args()
 
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
@@ -85,6 +97,13 @@ ca_key = ec.generate_private_key(ec.SECP384R1())
 ct_key = ec.generate_private_key(ec.SECP256R1())
 rekor_key = ec.generate_private_key(ec.SECP256R1())
 leaf_key = ec.generate_private_key(ec.SECP256R1())
+if a.managed_key:
+    leaf_key = serialization.load_pem_private_key(open(a.managed_key, "rb").read(), password=None)
+managed_pem = leaf_key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+logged_verifier_key = ec.generate_private_key(ec.SECP256R1()) if a.mutate == "other-key" else leaf_key
+logged_pem = logged_verifier_key.public_key().public_bytes(
+    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+)
 
 ca_name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "test"), x509.NameAttribute(NameOID.COMMON_NAME, "test-fulcio")])
 ca = (
@@ -169,10 +188,14 @@ if a.rekor == "v2":
                     "data": {"algorithm": "SHA2_256", "digest": b64(sha256(pae(logged_payload)))},
                     "signature": {
                         "content": b64(logged_sig),
-                        "verifier": {
-                            "keyDetails": "PKIX_ECDSA_P256_SHA_256",
-                            "x509Certificate": {"rawBytes": b64(leaf.public_bytes(serialization.Encoding.DER))},
-                        },
+                        "verifier": (
+                            {"keyDetails": "PKIX_ECDSA_P256_SHA_256", "publicKey": {"rawBytes": b64(spki(logged_verifier_key))}}
+                            if a.managed_key
+                            else {
+                                "keyDetails": "PKIX_ECDSA_P256_SHA_256",
+                                "x509Certificate": {"rawBytes": b64(leaf.public_bytes(serialization.Encoding.DER))},
+                            }
+                        ),
                     },
                 }
             },
@@ -186,7 +209,7 @@ else:
             "spec": {
                 "envelopeHash": {"algorithm": "sha256", "value": sha256(canonical(logged_envelope)).hex()},
                 "payloadHash": {"algorithm": "sha256", "value": sha256(logged_payload).hex()},
-                "signatures": [{"signature": b64(logged_sig), "verifier": b64(leaf_pem)}],
+                "signatures": [{"signature": b64(logged_sig), "verifier": b64(logged_pem if a.managed_key else leaf_pem)}],
             },
         }
     )
@@ -200,7 +223,8 @@ if a.mutate == "broken-proof":
     proof = [bytes([neighbour[0] ^ 1]) + neighbour[1:]]
 log_id = sha256(spki(rekor_key))
 integrated = int(logged.timestamp())
-promise = rekor_key.sign(canonical({"body": b64(body), "integratedTime": integrated, "logID": log_id.hex(), "logIndex": 1}), ecdsa)
+set_key = ec.generate_private_key(ec.SECP256R1()) if a.mutate == "bad-set" else rekor_key
+promise = set_key.sign(canonical({"body": b64(body), "integratedTime": integrated, "logID": log_id.hex(), "logIndex": 1}), ecdsa)
 note = f"rekor.test - 4242\n2\n{b64(root)}\n"
 checkpoint_key = ec.generate_private_key(ec.SECP256R1()) if a.mutate == "bad-checkpoint" else rekor_key
 checkpoint = note + "\n" + f"\u2014 rekor.test {b64(log_id[:4] + checkpoint_key.sign(note.encode(), ecdsa))}\n"
@@ -325,17 +349,25 @@ if a.rekor == "v2":
             "validFor": {"start": rfc3339(now - year)},
         }
     ]
+if a.managed_key:
+    material = bundle["verificationMaterial"]
+    del material["certificate"]
+    material["publicKey"] = {"hint": hashlib.sha256(managed_pem).hexdigest()}
+if a.mutate == "no-tlog":
+    bundle["verificationMaterial"]["tlogEntries"] = []
 json.dump(bundle, open(a.out, "w"), indent=2)
 
 valid = {"start": rfc3339(now - year)}
+log_valid = {"start": rfc3339(logged + datetime.timedelta(minutes=1))} if a.mutate == "log-key-later" else valid
+trusted_log_key = ec.generate_private_key(ec.SECP256R1()) if a.mutate == "untrusted-log" else rekor_key
 trusted_root = {
     "mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
     "tlogs": [
         {
             "baseUrl": "https://rekor.test",
             "hashAlgorithm": "SHA2_256",
-            "publicKey": {"rawBytes": b64(spki(rekor_key)), "keyDetails": "PKIX_ECDSA_P256_SHA_256", "validFor": valid},
-            "logId": {"keyId": b64(log_id)},
+            "publicKey": {"rawBytes": b64(spki(trusted_log_key)), "keyDetails": "PKIX_ECDSA_P256_SHA_256", "validFor": log_valid},
+            "logId": {"keyId": b64(sha256(spki(trusted_log_key)))},
         }
     ],
     "certificateAuthorities": [
