@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test. Installs what the tests need first, idempotently:
-#   - Debian packages (python3 venv support, openssl) when missing;
+#   - Debian packages when missing: python3 venv support, openssl, and for the
+#     registry tests docker-registry (CNCF distribution), apache2-utils
+#     (htpasswd) and skopeo;
 #   - a Python venv at .venv with the reference implementation (model-signing).
 # Then: rustfmt check, clippy with warnings as errors, and the whole cargo test suite.
 set -euo pipefail
@@ -18,7 +20,7 @@ apt_install() {
     $sudo apt-get update -qq && $sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
 }
-apt_install openssl ca-certificates
+apt_install openssl ca-certificates docker-registry apache2-utils skopeo
 python3 -m venv --help >/dev/null 2>&1 || apt_install python3-venv
 
 stamp="$venv/.requirements.sha256"

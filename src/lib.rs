@@ -9,7 +9,7 @@
 //! | layer | modules |
 //! |---|---|
 //! | entry points | [`cli`] |
-//! | verification and records | [`verify`], [`measure`] |
+//! | verification, registries, records | [`verify`], [`oci`], [`measure`] |
 //! | the format, trust, policy | [`oms`], [`trust`], [`policy`] |
 //! | the model on disk | [`model`] |
 //! | support | [`error`], [`io`], [`logging`] |
@@ -22,6 +22,7 @@ pub mod io;
 pub mod logging;
 pub mod measure;
 pub mod model;
+pub mod oci;
 pub mod oms;
 pub mod policy;
 pub mod trust;

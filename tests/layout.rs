@@ -10,7 +10,10 @@ use std::path::Path;
 /// step with the README's "Layout" table.
 const LAYERS: &[(&str, &[&str])] = &[
     ("entry points", &["cli", "error"]),
-    ("verification and records", &["verify", "measure"]),
+    (
+        "verification, registries and records",
+        &["verify", "oci", "measure"],
+    ),
     ("format, trust and policy", &["oms", "trust", "policy"]),
     ("the model on disk", &["model"]),
     ("support", &["io", "logging"]),

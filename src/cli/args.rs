@@ -42,6 +42,8 @@ pub enum Command {
     Attest(AttestArgs),
     /// Verify a model against its signature; exit non-zero on any mismatch.
     Verify(VerifyArgs),
+    /// Pull a model from an OCI registry, verify it, and only then put it in place.
+    Pull(PullArgs),
     /// Print the model's root digest (sha256:<hex>) as a signer computes it.
     Digest(DigestArgs),
     /// Verify one Sigstore bundle over a file or sha256:<hex> digest
@@ -228,8 +230,68 @@ Exit codes: 0 verified; 1 rejected; 2 could not verify.";
 #[derive(Debug, Args)]
 #[command(after_help = VERIFY_TRUST)]
 pub struct VerifyArgs {
-    /// The model folder, or a single model file.
-    pub model: PathBuf,
+    /// The model folder, a single model file, or oci://REGISTRY/REPOSITORY:TAG
+    /// (or @sha256:DIGEST), pulled into a temporary folder and verified there.
+    pub model: String,
+    /// Trust and verification options.
+    #[command(flatten)]
+    pub check: CheckArgs,
+    /// Registry options, for an oci:// model.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// `modelgate pull`.
+#[derive(Debug, Args)]
+#[command(after_help = VERIFY_TRUST)]
+pub struct PullArgs {
+    /// oci://REGISTRY/REPOSITORY:TAG or oci://REGISTRY/REPOSITORY@sha256:DIGEST.
+    pub reference: String,
+    /// The folder to create. The model is pulled into a temporary folder
+    /// beside it and renamed into place only once verified; it must not
+    /// exist, or be an empty folder.
+    pub destination: PathBuf,
+    /// Trust and verification options.
+    #[command(flatten)]
+    pub check: CheckArgs,
+    /// Registry options.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// How to reach registries (for oci:// models).
+#[derive(Debug, Args)]
+pub struct RegistryArgs {
+    /// Trust this CA (PEM) for registry HTTPS, besides the system roots; repeatable.
+    #[arg(long, value_name = "CA.pem")]
+    pub ca_file: Vec<PathBuf>,
+    /// Reach this registry (host:port) over plain HTTP; never implied; repeatable.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub insecure_registry: Vec<String>,
+    /// Only contact these registries (host:port, exact); repeatable. A
+    /// reference to any other is refused before any request.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub allowed_registry: Vec<String>,
+    /// Registry credentials: a Docker config file (a mounted
+    /// .dockerconfigjson); default $REGISTRY_AUTH_FILE, $DOCKER_CONFIG/config.json,
+    /// ~/.docker/config.json.
+    #[arg(long, value_name = "FILE")]
+    pub registry_config: Option<PathBuf>,
+    /// The platform to pick from an image index (os/arch[/variant]); default
+    /// the running one.
+    #[arg(long, value_name = "OS/ARCH")]
+    pub platform: Option<String>,
+    /// Give up on the pull after this many seconds.
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: Option<u64>,
+    /// Blobs downloaded at once.
+    #[arg(long, value_name = "N", default_value = "4", value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub concurrency: u64,
+}
+
+/// Trust and verification options shared by `verify` and `pull`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
     /// The signature bundle; repeat for a policy rule that needs k of n
     /// signers.
     #[arg(long, required = true)]

@@ -44,6 +44,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Attest(args) => report(attest_cmd(args, workers, &progress)),
         Command::Digest(args) => report(digest_cmd(args, workers, &progress)),
         Command::Verify(args) => verify_cmd::verify_cmd(args, workers, &progress),
+        Command::Pull(args) => verify_cmd::pull_cmd(args, workers, &progress),
         Command::VerifyBundle(args) => verify_bundle_cmd(args),
         Command::Policy(PolicyCommand::Check { file }) => report(policy_check_cmd(file)),
     };

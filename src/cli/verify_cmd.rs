@@ -2,11 +2,15 @@
 
 use tracing::{error, info, warn};
 
-use super::args::VerifyArgs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::args::{CheckArgs, PullArgs, RegistryArgs, VerifyArgs};
 use super::{EXIT_ERROR, EXIT_OK, Progress, load_certificates, model_relative, read_pem};
 use crate::Error;
-use crate::measure::{Measurement, PolicyOut};
+use crate::measure::{Measurement, PolicyOut, SourceOut};
 use crate::model::paths;
+use crate::oci::{self, ModelRef, PullOptions, RegistryOptions};
 use crate::oms::legacy::RE_SIGN_ADVICE;
 use crate::oms::manifest::Format;
 use crate::policy::{Mode, Policy};
@@ -14,13 +18,230 @@ use crate::trust::sigstore::Keyless;
 use crate::trust::{PublicKey, TrustedMaterial};
 use crate::verify::{self, Evidence, Problem, Rejection, Request};
 
-/// Verifies a model; writes the measurement whatever the verdict.
+/// Where the model under verification is, and how to name it.
+struct Subject {
+    /// What logs and the measurement call the model (its path, or the
+    /// reference and then the destination for a pull).
+    shown: PathBuf,
+    /// Where its files are now.
+    files: PathBuf,
+    /// Where it came from, for a model pulled from a registry.
+    source: Option<Source>,
+}
+
+/// Verifies a model given as a path or an `oci://` reference.
 pub(super) fn verify_cmd(args: &VerifyArgs, workers: usize, progress: &Progress) -> i32 {
+    if ModelRef::is_oci(&args.model) {
+        return pull_and_verify(
+            &args.model,
+            None,
+            &args.check,
+            &args.registry,
+            workers,
+            progress,
+        );
+    }
+    let path = PathBuf::from(&args.model);
+    let subject = Subject {
+        shown: path.clone(),
+        files: path,
+        source: None,
+    };
+    check(&subject, &args.check, workers, progress)
+}
+
+/// Pulls a model into a temporary folder beside its destination, verifies
+/// it there, and renames it into place only once verified.
+pub(super) fn pull_cmd(args: &PullArgs, workers: usize, progress: &Progress) -> i32 {
+    pull_and_verify(
+        &args.reference,
+        Some(&args.destination),
+        &args.check,
+        &args.registry,
+        workers,
+        progress,
+    )
+}
+
+/// The pull, the verification and, for a destination, the rename. The
+/// temporary folder is removed on every path that does not end in the
+/// rename, so the destination never holds an unverified or partial model.
+fn pull_and_verify(
+    reference: &str,
+    destination: Option<&Path>,
+    checks: &CheckArgs,
+    registry: &RegistryArgs,
+    workers: usize,
+    progress: &Progress,
+) -> i32 {
+    let shown = PathBuf::from(reference);
+    let fail = |code: i32, message: String, source: Option<Source>| {
+        error!(exit_code = code, model = %reference, "{message}; do not start the workload");
+        let verdict = if code == EXIT_ERROR {
+            "error"
+        } else {
+            "rejected"
+        };
+        record(checks, || {
+            let doc = Measurement::failed(&shown, verdict, message.clone());
+            match &source {
+                Some(s) => doc.with_source(s.out()),
+                None => doc,
+            }
+        });
+        code
+    };
+    let model_ref = match ModelRef::parse(reference) {
+        Ok(r) => r,
+        Err(e) => return fail(EXIT_ERROR, e.to_string(), None),
+    };
+    let parent = match destination {
+        Some(dest) => match prepare_destination(dest) {
+            Ok(parent) => parent,
+            Err(why) => return fail(EXIT_ERROR, why, None),
+        },
+        None => std::env::temp_dir(),
+    };
+    let staging = match tempfile::Builder::new()
+        .prefix(".modelgate-pull-")
+        .tempdir_in(&parent)
+    {
+        Ok(dir) => dir,
+        Err(e) => {
+            return fail(
+                EXIT_ERROR,
+                format!(
+                    "cannot make a temporary folder in {}: {e}",
+                    parent.display()
+                ),
+                None,
+            );
+        }
+    };
+    let options = RegistryOptions {
+        ca_files: registry.ca_file.clone(),
+        insecure: registry.insecure_registry.clone(),
+        allowed: registry.allowed_registry.clone(),
+        registry_config: registry.registry_config.clone(),
+        platform: registry.platform.clone(),
+    };
+    let progress_fn = |n| progress.inc(n);
+    let pull = PullOptions {
+        concurrency: usize::try_from(registry.concurrency).unwrap_or(4),
+        retries: 3,
+        progress: &progress_fn,
+    };
+    let timeout = registry.timeout.map(Duration::from_secs);
+    info!(model = %model_ref, "pulling");
+    let pulled = match oci::pull_into(&model_ref, &options, staging.path(), &pull, timeout) {
+        Ok(p) => p,
+        Err(e) => return fail(e.exit_code(), e.to_string(), None),
+    };
+    progress.finish();
+    info!(
+        model = %model_ref,
+        digest = %pulled.digest,
+        layout = pulled.layout.name(),
+        layers = pulled.artifact.layers.len(),
+        credential = %pulled.credential,
+        "pulled"
+    );
+    let source = Source {
+        reference: model_ref.to_string(),
+        repository: model_ref.name(),
+        digest: pulled.digest.clone(),
+        layout: pulled.layout.name(),
+    };
+    let subject = Subject {
+        shown: destination.map_or_else(|| shown.clone(), Path::to_path_buf),
+        files: staging.path().to_path_buf(),
+        source: Some(source),
+    };
+    let code = check(&subject, checks, workers, progress);
+    let Some(dest) = destination else {
+        return code;
+    };
+    if code != EXIT_OK {
+        // The temporary folder goes with `staging`; the destination was
+        // never touched.
+        return code;
+    }
+    let staged = staging.keep();
+    if let Err(e) = std::fs::rename(&staged, dest) {
+        let _ = std::fs::remove_dir_all(&staged);
+        let source = subject.source.clone();
+        return fail(
+            EXIT_ERROR,
+            format!(
+                "the model verified, but cannot be moved into place at {}: {e}",
+                dest.display()
+            ),
+            source,
+        );
+    }
+    info!(model = %model_ref, destination = %dest.display(), "in place");
+    EXIT_OK
+}
+
+/// The destination's parent, once the destination is known to be absent or
+/// an empty folder (which the rename replaces).
+fn prepare_destination(dest: &Path) -> Result<PathBuf, String> {
+    match std::fs::symlink_metadata(dest) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("cannot use destination {}: {e}", dest.display())),
+        Ok(meta) if meta.is_dir() => {
+            let mut entries = std::fs::read_dir(dest)
+                .map_err(|e| format!("cannot read destination {}: {e}", dest.display()))?;
+            if entries.next().is_some() {
+                return Err(format!(
+                    "destination {} exists and is not empty; pull into a new or empty folder",
+                    dest.display()
+                ));
+            }
+        }
+        Ok(_) => {
+            return Err(format!(
+                "destination {} exists and is not a folder",
+                dest.display()
+            ));
+        }
+    }
+    let parent = dest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent)
+        .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+    Ok(parent.to_path_buf())
+}
+
+/// Where a pulled model came from, for the measurement.
+#[derive(Clone, Debug)]
+struct Source {
+    reference: String,
+    repository: String,
+    digest: String,
+    layout: &'static str,
+}
+
+impl Source {
+    fn out(&self) -> SourceOut<'_> {
+        SourceOut {
+            reference: &self.reference,
+            digest: &self.digest,
+            layout: self.layout,
+        }
+    }
+}
+
+/// Verifies the model's files; writes the measurement whatever the verdict.
+fn check(subject: &Subject, args: &CheckArgs, workers: usize, progress: &Progress) -> i32 {
+    let ctx = Ctx { args, subject };
     let prepared = load_policy(args).and_then(|policy| {
         let ignores = args
             .ignore_paths
             .iter()
-            .map(|p| model_relative(&args.model, p))
+            .map(|p| model_relative(&subject.files, p))
             .collect::<Result<Vec<_>, _>>()?;
         Ok((policy, ignores))
     });
@@ -28,19 +249,28 @@ pub(super) fn verify_cmd(args: &VerifyArgs, workers: usize, progress: &Progress)
         Ok(v) => v,
         Err(e) => {
             error!(exit_code = EXIT_ERROR, "{e}");
-            record(args, || Measurement::error(&args.model, e.to_string()));
+            ctx.record(|| Measurement::error(&subject.shown, e.to_string()));
             return EXIT_ERROR;
         }
     };
     let model_name = args
         .model_name
         .clone()
-        .unwrap_or_else(|| paths::display_name(&args.model));
-    let rule = match policy.select(&model_name, None) {
+        .unwrap_or_else(|| match &subject.source {
+            Some(s) => s
+                .repository
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+            None => paths::display_name(&subject.files),
+        });
+    let repository = subject.source.as_ref().map(|s| s.repository.as_str());
+    let rule = match policy.select(&model_name, repository) {
         Ok(rule) => rule,
         Err(why) => {
             let rejection = Rejection::new(Problem::Policy(why), Evidence::default());
-            return reject(args, &rejection, None);
+            return ctx.reject(&rejection, None);
         }
     };
     let decided = || PolicyOut {
@@ -55,7 +285,7 @@ pub(super) fn verify_cmd(args: &VerifyArgs, workers: usize, progress: &Progress)
     };
     let progress_fn = |n| progress.inc(n);
     let request = Request {
-        model: &args.model,
+        model: &subject.files,
         signatures: &args.signature,
         rule,
         extra_ignores: &extra_ignores,
@@ -65,6 +295,7 @@ pub(super) fn verify_cmd(args: &VerifyArgs, workers: usize, progress: &Progress)
     };
     let result = verify::verify(&request);
     progress.finish();
+    let shown = &subject.shown;
     match result {
         Ok(verified) => {
             for path in &verified.unsigned_tolerated {
@@ -82,13 +313,12 @@ pub(super) fn verify_cmd(args: &VerifyArgs, workers: usize, progress: &Progress)
                     RE_SIGN_ADVICE.split(';').next().unwrap_or_default()
                 );
             }
-            if record(args, || {
-                Measurement::verified(&args.model, &verified).with_policy(decided())
-            }) != EXIT_OK
+            if ctx.record(|| Measurement::verified(shown, &verified).with_policy(decided()))
+                != EXIT_OK
             {
                 // The files matched, but the verdict could not be recorded:
                 // never report "verified" alongside a non-zero exit.
-                error!(exit_code = EXIT_ERROR, model = %args.model.display(), "the model matched its signature, but its measurement could not be written; do not start the workload");
+                error!(exit_code = EXIT_ERROR, model = %shown.display(), "the model matched its signature, but its measurement could not be written; do not start the workload");
                 return EXIT_ERROR;
             }
             let signers: Vec<String> = verified
@@ -97,7 +327,7 @@ pub(super) fn verify_cmd(args: &VerifyArgs, workers: usize, progress: &Progress)
                 .map(|s| format!("{} [{}]", s.signer.describe(), s.authority))
                 .collect();
             info!(
-                model = %args.model.display(),
+                model = %shown.display(),
                 root_digest = %format!("sha256:{}", hex::encode(verified.manifest.root_digest)),
                 resources = verified.manifest.resources.len(),
                 rule = %verified.rule,
@@ -106,56 +336,76 @@ pub(super) fn verify_cmd(args: &VerifyArgs, workers: usize, progress: &Progress)
             );
             EXIT_OK
         }
-        Err(rejection) => reject(args, &rejection, Some((rule.mode, decided()))),
+        Err(rejection) => ctx.reject(&rejection, Some((rule.mode, decided()))),
     }
 }
 
-/// Reports a rejection: every problem, the measurement, the exit code. In a
-/// rule's warn mode the model may start: the verdict is `unverified-allowed`
-/// and the failure is logged as loudly as an enforced one.
-fn reject(args: &VerifyArgs, rejection: &Rejection, policy: Option<(Mode, PolicyOut<'_>)>) -> i32 {
-    for problem in &rejection.problems {
-        error!(
-            kind = problem.kind(),
-            path = problem.path().unwrap_or(""),
-            "{problem}"
-        );
+/// The options and the subject, for reporting.
+struct Ctx<'a> {
+    args: &'a CheckArgs,
+    subject: &'a Subject,
+}
+
+impl Ctx<'_> {
+    fn record<'m>(&self, doc: impl FnOnce() -> Measurement<'m>) -> i32 {
+        let source = self.subject.source.as_ref();
+        record(self.args, || {
+            let doc = doc();
+            match source {
+                Some(s) => doc.with_source(s.out()),
+                None => doc,
+            }
+        })
     }
-    let code = rejection.exit_code();
-    match policy {
-        Some((Mode::Warn, decided)) => {
-            let rule = decided.rule.to_string();
-            let written = record(args, || {
-                Measurement::rejected(&args.model, rejection)
-                    .with_policy(decided)
-                    .allowed_by_warn_mode()
-            });
+
+    /// Reports a rejection: every problem, the measurement, the exit code. In a
+    /// rule's warn mode the model may start: the verdict is `unverified-allowed`
+    /// and the failure is logged as loudly as an enforced one.
+    fn reject(&self, rejection: &Rejection, policy: Option<(Mode, PolicyOut<'_>)>) -> i32 {
+        let shown = &self.subject.shown;
+        for problem in &rejection.problems {
             error!(
-                exit_code = written,
-                model = %args.model.display(),
-                rule = %rule,
-                "{}; POLICY RULE {rule} IS IN WARN MODE: the workload is allowed to start UNVERIFIED (enforce mode would exit {code})",
-                rejection.summary()
+                kind = problem.kind(),
+                path = problem.path().unwrap_or(""),
+                "{problem}"
             );
-            written
         }
-        decided => {
-            record(args, || {
-                let doc = Measurement::rejected(&args.model, rejection);
-                match decided {
-                    Some((_, d)) => doc.with_policy(d),
-                    None => doc,
-                }
-            });
-            error!(exit_code = code, model = %args.model.display(), "{}; do not start the workload", rejection.summary());
-            code
+        let code = rejection.exit_code();
+        match policy {
+            Some((Mode::Warn, decided)) => {
+                let rule = decided.rule.to_string();
+                let written = self.record(|| {
+                    Measurement::rejected(shown, rejection)
+                        .with_policy(decided)
+                        .allowed_by_warn_mode()
+                });
+                error!(
+                    exit_code = written,
+                    model = %shown.display(),
+                    rule = %rule,
+                    "{}; POLICY RULE {rule} IS IN WARN MODE: the workload is allowed to start UNVERIFIED (enforce mode would exit {code})",
+                    rejection.summary()
+                );
+                written
+            }
+            decided => {
+                self.record(|| {
+                    let doc = Measurement::rejected(shown, rejection);
+                    match decided {
+                        Some((_, d)) => doc.with_policy(d),
+                        None => doc,
+                    }
+                });
+                error!(exit_code = code, model = %shown.display(), "{}; do not start the workload", rejection.summary());
+                code
+            }
         }
     }
 }
 
 /// Writes the measurement if one was asked for. A verified model whose
 /// measurement cannot be written is not reported as verified.
-fn record<'a>(args: &VerifyArgs, doc: impl FnOnce() -> Measurement<'a>) -> i32 {
+fn record<'a>(args: &CheckArgs, doc: impl FnOnce() -> Measurement<'a>) -> i32 {
     let Some(path) = &args.measurement else {
         return EXIT_OK;
     };
@@ -172,7 +422,7 @@ fn record<'a>(args: &VerifyArgs, doc: impl FnOnce() -> Measurement<'a>) -> i32 {
 
 /// The policy `verify` applies: the `--policy` file, or the trust flags as
 /// a policy of one rule.
-fn load_policy(args: &VerifyArgs) -> Result<Policy, Error> {
+fn load_policy(args: &CheckArgs) -> Result<Policy, Error> {
     match &args.policy {
         Some(path) => Policy::from_file(path).map_err(|e| Error::Usage(e.to_string())),
         None => load_trust(args).map(|trust| {
@@ -187,7 +437,7 @@ fn load_policy(args: &VerifyArgs) -> Result<Policy, Error> {
 
 /// The trusted material the command-line flags give: keys, certificate
 /// anchors, or a keyless identity.
-fn load_trust(args: &VerifyArgs) -> Result<TrustedMaterial, Error> {
+fn load_trust(args: &CheckArgs) -> Result<TrustedMaterial, Error> {
     if args.keyless.given() {
         let identities = vec![args.keyless.identity()?];
         let root = args.keyless.root()?;

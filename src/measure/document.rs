@@ -36,6 +36,8 @@ pub struct Measurement<'a> {
     verdict: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     policy: Option<PolicyOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<SourceOut<'a>>,
     model: Model<'a>,
     signatures: Vec<SignatureOut<'a>>,
     signers: Vec<SignerOut<'a>>,
@@ -119,6 +121,18 @@ impl<'a> From<&'a SignatureFile> for SignatureOut<'a> {
             sha256: &s.sha256,
         }
     }
+}
+
+/// Where a model pulled from a registry came from.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceOut<'a> {
+    /// The reference as given (`oci://...`, a tag or a digest).
+    pub reference: &'a str,
+    /// The manifest digest it resolved to, which everything after used.
+    pub digest: &'a str,
+    /// The artifact layout read from the manifest.
+    pub layout: &'static str,
 }
 
 /// The policy and rule that decided, and in which mode.
@@ -324,6 +338,7 @@ impl<'a> Measurement<'a> {
                 .unwrap_or_default(),
             verdict,
             policy: None,
+            source: None,
             model: Model {
                 path: model.display().to_string(),
                 name: None,
@@ -370,6 +385,21 @@ impl<'a> Measurement<'a> {
         doc.signers = e.signers.iter().map(Into::into).collect();
         doc.ignored = &e.ignored;
         doc.reasons = r.problems.iter().map(Into::into).collect();
+        doc
+    }
+
+    /// Records where a pulled model came from.
+    pub fn with_source(mut self, source: SourceOut<'a>) -> Self {
+        self.source = Some(source);
+        self
+    }
+
+    /// The measurement of a run that ended before verification with
+    /// `verdict` (`error`, or `rejected` when the registry served wrong
+    /// content).
+    pub fn failed(model: &Path, verdict: &'static str, message: String) -> Self {
+        let mut doc = Self::error(model, message);
+        doc.verdict = verdict;
         doc
     }
 

@@ -3,4 +3,4 @@
 
 mod document;
 
-pub use document::{Measurement, PolicyOut, SCHEMA};
+pub use document::{Measurement, PolicyOut, SCHEMA, SourceOut};

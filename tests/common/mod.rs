@@ -293,3 +293,4 @@ pub fn tamper_rfc3161_token(sig: &Path) {
     *token = base64::engine::general_purpose::STANDARD.encode(raw).into();
     std::fs::write(sig, serde_json::to_vec(&bundle).unwrap()).unwrap();
 }
+pub mod registry;

@@ -1,0 +1,80 @@
+//! Models in OCI registries: references (`oci://...`), registries as users
+//! have them (TLS, plain HTTP only when named, credentials from a Docker
+//! config, an allow-list), the layouts model artifacts use, and a one-pass
+//! pull that checks every byte against its digest on the way in.
+//!
+//! The entry point is [`pull_into`]: it resolves the reference once to a
+//! digest, reads the layout, and fills a folder the caller made. Verification
+//! against a signature is the caller's next step; nothing here trusts the
+//! content beyond its digests.
+
+pub mod credentials;
+pub mod layout;
+pub mod pull;
+pub mod reference;
+pub mod registry;
+
+use std::path::Path;
+use std::time::Duration;
+
+pub use layout::{Layout, ModelArtifact};
+pub use pull::PullOptions;
+pub use reference::{ModelRef, RefError};
+pub use registry::{OciError, Registry, RegistryOptions};
+
+/// What a pull fetched.
+#[derive(Clone, Debug)]
+pub struct Pulled {
+    /// The reference as given.
+    pub reference: ModelRef,
+    /// The manifest's digest (`sha256:<hex>`): what a tag resolved to.
+    pub digest: String,
+    /// The layout read from the manifest.
+    pub layout: Layout,
+    /// The manifest's layers.
+    pub artifact: ModelArtifact,
+    /// The credential used, described without its secret.
+    pub credential: String,
+}
+
+/// Pulls the model at `reference` into `dir` (an empty folder), within
+/// `timeout` when one is given.
+pub fn pull_into(
+    reference: &ModelRef,
+    opts: &RegistryOptions,
+    dir: &Path,
+    pull: &PullOptions<'_>,
+    timeout: Option<Duration>,
+) -> Result<Pulled, OciError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| OciError::Registry(format!("cannot start the network runtime: {e}")))?;
+    let work = async {
+        let registry = Registry::connect(reference, opts)?;
+        registry.login().await?;
+        let manifest = registry.manifest().await?;
+        let artifact = layout::read_manifest(&manifest.bytes)
+            .map_err(|e| OciError::Content(format!("{reference} ({}): {e}", manifest.digest)))?;
+        pull::download(&registry, &artifact, dir, pull).await?;
+        Ok(Pulled {
+            reference: reference.clone(),
+            digest: manifest.digest,
+            layout: artifact.layout,
+            artifact,
+            credential: registry.describe_credential(),
+        })
+    };
+    runtime.block_on(async {
+        match timeout {
+            None => work.await,
+            Some(limit) => tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
+                Err(OciError::Registry(format!(
+                    "{reference}: the pull did not finish within {}s (--timeout); nothing was kept",
+                    limit.as_secs()
+                )))
+            }),
+        }
+    })
+}

@@ -1,0 +1,244 @@
+//! Pulling a model's layers into a fresh folder in one pass: each blob is
+//! streamed from the registry to its file while its SHA-256 is computed, and
+//! a blob whose digest or size is not what the manifest says is an error.
+//! For a raw layer that digest is the file's SHA-256, so a `files`/`sha256`
+//! signature is checked by the same hash.
+//!
+//! Blobs are fetched concurrently (bounded), and a transfer that breaks is
+//! resumed with an HTTP Range request, with backoff, a few times. The caller
+//! owns the folder and removes it on any failure.
+
+use std::path::Path;
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use oci_client::manifest::OciDescriptor;
+use sha2::Digest as _;
+use tokio::io::AsyncWriteExt as _;
+
+use super::layout::{ModelArtifact, ModelLayer, Unpack};
+use super::registry::{OciError, Registry};
+
+/// How to pull.
+pub struct PullOptions<'a> {
+    /// Blobs in flight at once.
+    pub concurrency: usize,
+    /// Attempts per blob after a transient failure (resumed where it broke).
+    pub retries: u32,
+    /// Called with the number of bytes received.
+    pub progress: &'a (dyn Fn(u64) + Sync),
+}
+
+/// Downloads every layer of `artifact` into `dir` (an empty folder the
+/// caller made). Raw layers become files; tar layers are refused for now,
+/// naming the layer.
+pub async fn download(
+    registry: &Registry,
+    artifact: &ModelArtifact,
+    dir: &Path,
+    opts: &PullOptions<'_>,
+) -> Result<(), OciError> {
+    for layer in &artifact.layers {
+        if let Unpack::Tar { .. } = layer.unpack {
+            return Err(OciError::Content(format!(
+                "{}: layer {} ({}) is a tar archive; this version pulls models whose layers are single files (ModelPack .raw, ORAS files, Docker Model Runner)",
+                registry.reference, layer.digest, layer.media_type
+            )));
+        }
+    }
+    let jobs = artifact
+        .layers
+        .iter()
+        .map(|layer| fetch_layer(registry, layer, dir, opts));
+    let results: Vec<Result<(), OciError>> = futures_util::stream::iter(jobs)
+        .buffer_unordered(opts.concurrency.max(1))
+        .collect()
+        .await;
+    results.into_iter().collect()
+}
+
+async fn fetch_layer(
+    registry: &Registry,
+    layer: &ModelLayer,
+    dir: &Path,
+    opts: &PullOptions<'_>,
+) -> Result<(), OciError> {
+    let Unpack::Raw(path) = &layer.unpack else {
+        return Ok(());
+    };
+    let target = dir.join(path);
+    if let Some(parent) = target.parent() {
+        tokio::fs::create_dir_all(parent)
+            .await
+            .map_err(|e| OciError::Registry(format!("cannot create {}: {e}", parent.display())))?;
+    }
+    let mut file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+        .mode(0o644)
+        .open(&target)
+        .await
+        .map_err(|e| {
+            OciError::Content(format!(
+                "cannot create {path} for layer {}: {e}",
+                layer.digest
+            ))
+        })?;
+    let descriptor = OciDescriptor {
+        media_type: layer.media_type.clone(),
+        digest: layer.digest.clone(),
+        size: i64::try_from(layer.size).unwrap_or(i64::MAX),
+        urls: None,
+        annotations: None,
+        artifact_type: None,
+    };
+    let mut hasher = sha2::Sha256::new();
+    let mut received: u64 = 0;
+    let mut attempt = 0;
+    loop {
+        let sink = Sink {
+            path,
+            file: &mut file,
+            hasher: &mut hasher,
+            received: &mut received,
+        };
+        match stream_into(registry, &descriptor, layer, sink, opts).await {
+            Ok(()) => break,
+            Err(Failure::Final(e)) => return Err(e),
+            Err(Failure::Transient(e)) if attempt >= opts.retries => return Err(e),
+            Err(Failure::Transient(_)) => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+            }
+        }
+    }
+    file.flush()
+        .await
+        .and(file.sync_all().await)
+        .map_err(|e| OciError::Registry(format!("cannot write {path}: {e}")))?;
+    let digest = format!("sha256:{}", hex::encode(hasher.finalize()));
+    if digest != layer.digest {
+        return Err(mismatch(path, &layer.digest, &digest));
+    }
+    Ok(())
+}
+
+/// A blob that arrived with other bytes than its digest names.
+fn mismatch(path: &str, blob: &str, got: &str) -> OciError {
+    OciError::Content(format!(
+        "{path}: layer {blob} arrived with digest {got}; the registry served other bytes than the manifest names (a corrupted or substituted blob)"
+    ))
+}
+
+enum Failure {
+    /// Worth another attempt from where it stopped (a broken connection).
+    Transient(OciError),
+    /// Not worth retrying (a wrong digest or size, a refused request).
+    Final(OciError),
+}
+
+/// Where a blob's bytes go: its file and its hash, and how many arrived.
+struct Sink<'a> {
+    path: &'a str,
+    file: &'a mut tokio::fs::File,
+    hasher: &'a mut sha2::Sha256,
+    received: &'a mut u64,
+}
+
+/// Streams the rest of a blob (from `*received` on) into the sink.
+async fn stream_into(
+    registry: &Registry,
+    descriptor: &OciDescriptor,
+    layer: &ModelLayer,
+    sink: Sink<'_>,
+    opts: &PullOptions<'_>,
+) -> Result<(), Failure> {
+    let Sink {
+        path,
+        file,
+        hasher,
+        received,
+    } = sink;
+    let reference = registry.reference.as_client_ref();
+    let blob = &layer.digest;
+    let mut stream = if *received == 0 {
+        registry
+            .client
+            .pull_blob_stream(reference, descriptor)
+            .await
+            .map_err(|e| {
+                classify(
+                    registry.registry_error(&format!("fetch blob {blob} of"), &e),
+                    &e,
+                )
+            })?
+    } else {
+        use oci_client::client::BlobResponse;
+        let remaining = layer.size - *received;
+        match registry
+            .client
+            .pull_blob_stream_partial(reference, descriptor, *received, Some(remaining))
+            .await
+            .map_err(|e| {
+                classify(
+                    registry.registry_error(&format!("resume blob {blob} of"), &e),
+                    &e,
+                )
+            })? {
+            BlobResponse::Partial(s) => s,
+            BlobResponse::Full(_) => {
+                return Err(Failure::Final(OciError::Registry(format!(
+                    "{}: the registry ignored the Range request to resume blob {blob}",
+                    registry.reference
+                ))));
+            }
+        }
+    };
+    while let Some(chunk) = stream.next().await {
+        let chunk = match chunk {
+            Ok(c) => c,
+            Err(e) if e.to_string().contains("Invalid digest") => {
+                let (_, got) = super::registry::expected_and_got(&e.to_string());
+                return Err(Failure::Final(mismatch(path, blob, &got)));
+            }
+            Err(e) => {
+                return Err(Failure::Transient(OciError::Registry(format!(
+                    "{}: blob {blob} broke off after {received} of {} bytes: {e}",
+                    registry.reference, layer.size
+                ))));
+            }
+        };
+        let len = chunk.len() as u64;
+        if *received + len > layer.size {
+            return Err(Failure::Final(OciError::Content(format!(
+                "{}: blob {blob} is longer than the {} bytes its descriptor says",
+                registry.reference, layer.size
+            ))));
+        }
+        hasher.update(&chunk);
+        file.write_all(&chunk).await.map_err(|e| {
+            Failure::Final(OciError::Registry(format!("cannot write blob {blob}: {e}")))
+        })?;
+        *received += len;
+        (opts.progress)(len);
+    }
+    if *received < layer.size {
+        return Err(Failure::Transient(OciError::Content(format!(
+            "{}: blob {blob} ended after {received} of the {} bytes its descriptor says",
+            registry.reference, layer.size
+        ))));
+    }
+    Ok(())
+}
+
+/// Connection-level failures are worth a retry; answers from the registry
+/// (401, 404, 5xx bodies) are not, except 429 and 503.
+fn classify(error: OciError, source: &oci_client::errors::OciDistributionError) -> Failure {
+    use oci_client::errors::OciDistributionError as E;
+    match source {
+        E::RequestError(_) | E::IoError(_) => Failure::Transient(error),
+        E::ServerError { code, .. } if *code == 429 || *code >= 500 => Failure::Transient(error),
+        _ => Failure::Final(error),
+    }
+}

@@ -1,0 +1,339 @@
+//! A connection to one registry for one repository: TLS roots, plain HTTP
+//! only for hosts named insecure, credentials from the Docker config, and
+//! the manifest resolved once (a tag to a digest) and checked against the
+//! digest it was fetched by.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
+use oci_client::errors::OciDistributionError;
+use oci_client::{Client, RegistryOperation};
+use serde::Deserialize;
+use sha2::Digest as _;
+
+use super::credentials::{Credential, Credentials};
+use super::layout::{IMAGE_INDEX, IMAGE_MANIFEST};
+use super::reference::ModelRef;
+
+/// How to reach registries.
+#[derive(Clone, Debug, Default)]
+pub struct RegistryOptions {
+    /// Extra CA certificates (PEM files) to trust for HTTPS.
+    pub ca_files: Vec<PathBuf>,
+    /// Hosts (`host:port`) reached over plain HTTP: never implied.
+    pub insecure: Vec<String>,
+    /// Registries that may be contacted; empty: any.
+    pub allowed: Vec<String>,
+    /// A Docker config file with credentials (else the usual places).
+    pub registry_config: Option<PathBuf>,
+    /// The platform to pick from an image index (`os/arch[/variant]`);
+    /// default: the running one.
+    pub platform: Option<String>,
+}
+
+/// Why a registry operation failed. Messages name the reference, blob and
+/// HTTP status, and never a credential.
+#[derive(Debug, thiserror::Error)]
+pub enum OciError {
+    /// Options, references or credentials that cannot be used (exit 2).
+    #[error("{0}")]
+    Usage(String),
+    /// The registry could not be reached or refused the request (exit 2).
+    #[error("{0}")]
+    Registry(String),
+    /// The registry served content that does not match its digest, size or
+    /// the model's layout (exit 1: the content is wrong).
+    #[error("{0}")]
+    Content(String),
+}
+
+impl OciError {
+    /// 1 when the registry served wrong content; 2 when it could not be used.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Self::Content(_) => 1,
+            _ => 2,
+        }
+    }
+}
+
+/// A registry client bound to one model reference.
+pub struct Registry {
+    pub(super) client: Client,
+    pub(super) reference: ModelRef,
+    credential: Credential,
+    platform: Option<String>,
+}
+
+/// A manifest fetched and checked against its digest.
+#[derive(Clone, Debug)]
+pub struct FetchedManifest {
+    /// The reference pinned to the manifest's digest.
+    pub pinned: ModelRef,
+    /// `sha256:<hex>` of the manifest bytes.
+    pub digest: String,
+    /// The manifest bytes.
+    pub bytes: Vec<u8>,
+}
+
+impl Registry {
+    /// Prepares a client for `reference`: checks the allow-list and reads
+    /// credentials and CA files before any request.
+    pub fn connect(reference: &ModelRef, opts: &RegistryOptions) -> Result<Self, OciError> {
+        reference
+            .check_allowed(&opts.allowed)
+            .map_err(|e| OciError::Usage(e.to_string()))?;
+        let config_path = Credentials::locate(opts.registry_config.as_deref());
+        let credentials = Credentials::load(config_path.as_deref())
+            .map_err(|e| OciError::Usage(e.to_string()))?;
+        let credential = credentials
+            .for_registry(reference.registry())
+            .map_err(OciError::Usage)?;
+        let mut extra_root_certificates = Vec::new();
+        for path in &opts.ca_files {
+            let data = crate::io::read_bounded("CA file", path, crate::io::MAX_KEY_BYTES)
+                .map_err(|e| OciError::Usage(e.to_string()))?;
+            extra_root_certificates.push(Certificate {
+                encoding: CertificateEncoding::Pem,
+                data,
+            });
+        }
+        let protocol = if opts.insecure.iter().any(|h| h == reference.registry()) {
+            ClientProtocol::HttpsExcept(vec![reference.registry().to_string()])
+        } else {
+            ClientProtocol::Https
+        };
+        let config = ClientConfig {
+            protocol,
+            extra_root_certificates,
+            // An index is resolved here, by digest, not by the library.
+            platform_resolver: None,
+            connect_timeout: Some(Duration::from_secs(10)),
+            read_timeout: Some(Duration::from_secs(60)),
+            user_agent: concat!("modelgate/", env!("CARGO_PKG_VERSION")),
+            ..ClientConfig::default()
+        };
+        Ok(Self {
+            client: Client::new(config),
+            reference: reference.clone(),
+            credential,
+            platform: opts.platform.clone(),
+        })
+    }
+
+    /// How the client authenticates, for logs (never the secret).
+    pub fn describe_credential(&self) -> String {
+        self.credential.describe()
+    }
+
+    /// Authenticates for pulling (the `WWW-Authenticate` challenge, a token
+    /// scoped to this repository when the registry asks for one).
+    pub async fn login(&self) -> Result<(), OciError> {
+        self.client
+            .auth(
+                self.reference.as_client_ref(),
+                &self.credential.to_client_auth(),
+                RegistryOperation::Pull,
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| self.registry_error("authenticate to", &e))
+    }
+
+    /// Fetches the model's image manifest: the tag resolved once, an image
+    /// index resolved to the platform, every manifest checked against the
+    /// digest it was fetched by.
+    pub async fn manifest(&self) -> Result<FetchedManifest, OciError> {
+        let first = self.fetch(&self.reference).await?;
+        if media_type(&first.bytes).as_deref() != Some(IMAGE_INDEX) {
+            return Ok(first);
+        }
+        let chosen = self.pick_platform(&first.bytes)?;
+        let pinned = self.reference.pinned(&chosen);
+        self.fetch(&pinned).await
+    }
+
+    async fn fetch(&self, reference: &ModelRef) -> Result<FetchedManifest, OciError> {
+        let accepted = [
+            IMAGE_MANIFEST,
+            IMAGE_INDEX,
+            "application/vnd.docker.distribution.manifest.v2+json",
+            "application/vnd.docker.distribution.manifest.list.v2+json",
+        ];
+        let (bytes, _header_digest) = self
+            .client
+            .pull_manifest_raw(
+                reference.as_client_ref(),
+                &self.credential.to_client_auth(),
+                &accepted,
+            )
+            .await
+            .map_err(|e| self.registry_error("fetch the manifest of", &e))?;
+        // The digest is computed from the bytes, never taken from a header.
+        let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&bytes)));
+        if let Some(wanted) = reference.digest()
+            && wanted != digest
+        {
+            return Err(OciError::Content(format!(
+                "{reference}: the registry served a manifest with digest {digest}, not the {wanted} it was asked for; the registry or the network altered it"
+            )));
+        }
+        Ok(FetchedManifest {
+            pinned: self.reference.pinned(&digest),
+            digest,
+            bytes: bytes.to_vec(),
+        })
+    }
+
+    fn pick_platform(&self, index: &[u8]) -> Result<String, OciError> {
+        #[derive(Deserialize)]
+        struct Index {
+            manifests: Vec<Entry>,
+        }
+        #[derive(Deserialize)]
+        struct Entry {
+            digest: String,
+            #[serde(default)]
+            platform: Option<Platform>,
+        }
+        #[derive(Deserialize)]
+        struct Platform {
+            os: String,
+            architecture: String,
+            #[serde(default)]
+            variant: Option<String>,
+        }
+        let doc: Index = serde_json::from_slice(index).map_err(|e| {
+            OciError::Content(format!(
+                "{}: the image index is malformed: {e}",
+                self.reference
+            ))
+        })?;
+        let wanted = self.platform.clone().unwrap_or_else(running_platform);
+        let found = doc.manifests.iter().find(|m| {
+            m.platform.as_ref().is_some_and(|p| {
+                let name = match &p.variant {
+                    Some(v) => format!("{}/{}/{v}", p.os, p.architecture),
+                    None => format!("{}/{}", p.os, p.architecture),
+                };
+                name == wanted || format!("{}/{}", p.os, p.architecture) == wanted
+            })
+        });
+        let entry = found.ok_or_else(|| {
+            OciError::Content(format!(
+                "{}: the image index has no manifest for platform {wanted}; pick one with --platform",
+                self.reference
+            ))
+        })?;
+        if !super::layout::is_sha256_digest(&entry.digest) {
+            return Err(OciError::Content(format!(
+                "{}: the image index names digest {:?}, not sha256:<64 hex digits>",
+                self.reference, entry.digest
+            )));
+        }
+        Ok(entry.digest.clone())
+    }
+
+    /// An error from the client, with what was being done, the reference and
+    /// the HTTP status when there is one.
+    pub(super) fn registry_error(&self, doing: &str, e: &OciDistributionError) -> OciError {
+        let reference = &self.reference;
+        if let OciDistributionError::DigestError(digest_error) = e {
+            let (expected, got) = expected_and_got(&digest_error.to_string());
+            return OciError::Content(format!(
+                "cannot {doing} {reference}: the registry served content with digest {got}, not the {expected} it was asked for; the registry or the network altered it"
+            ));
+        }
+        let detail = match e {
+            OciDistributionError::ServerError { code, message, .. } => {
+                format!("HTTP {code}: {message}")
+            }
+            OciDistributionError::RegistryError { envelope, .. } => {
+                format!("the registry answered: {envelope}")
+            }
+            OciDistributionError::AuthenticationFailure(why) => {
+                format!(
+                    "authentication failed ({why}); check the credentials for {} in the registry config",
+                    reference.registry()
+                )
+            }
+            OciDistributionError::UnauthorizedError { .. } => format!(
+                "HTTP 401: not authorized with {}; check the credentials for {} in the registry config (--registry-config, or a Docker config file)",
+                self.credential.describe(),
+                reference.registry()
+            ),
+            OciDistributionError::ImageManifestNotFoundError(_) => {
+                "not found (HTTP 404): no such repository, tag or digest".into()
+            }
+            OciDistributionError::RequestError(err) => describe_request_error(err),
+            other => other.to_string(),
+        };
+        OciError::Registry(format!("cannot {doing} {reference}: {detail}"))
+    }
+}
+
+/// The two digests of oci-client's "Invalid digest. Expected X, got Y".
+pub(super) fn expected_and_got(message: &str) -> (String, String) {
+    let after = |key: &str| {
+        message
+            .split(key)
+            .nth(1)
+            .map(|rest| {
+                rest.trim()
+                    .trim_end_matches(|c: char| !c.is_ascii_hexdigit())
+                    .split([',', ' '])
+                    .next()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .unwrap_or_else(|| "?".into())
+    };
+    (after("Expected"), after("got"))
+}
+
+/// A transport error in words, with its cause chain (DNS, refused, TLS),
+/// but without the URL's query.
+fn describe_request_error(err: &reqwest::Error) -> String {
+    use std::error::Error as _;
+    let mut parts = vec![err.to_string()];
+    let mut source = err.source();
+    while let Some(s) = source {
+        parts.push(s.to_string());
+        source = s.source();
+    }
+    let status = err
+        .status()
+        .map(|s| format!("HTTP {}: ", s.as_u16()))
+        .unwrap_or_default();
+    format!("{status}{}", parts.join(": "))
+}
+
+fn media_type(bytes: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Head {
+        #[serde(rename = "mediaType", default)]
+        media_type: Option<String>,
+        #[serde(default)]
+        manifests: Option<serde_json::Value>,
+    }
+    let head: Head = serde_json::from_slice(bytes).ok()?;
+    match head.media_type {
+        Some(mt) if mt == "application/vnd.docker.distribution.manifest.list.v2+json" => {
+            Some(IMAGE_INDEX.into())
+        }
+        Some(mt) => Some(mt),
+        None if head.manifests.is_some() => Some(IMAGE_INDEX.into()),
+        None => None,
+    }
+}
+
+/// `linux/amd64`, `linux/arm64`, ... for the running binary.
+pub fn running_platform() -> String {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    format!("{}/{arch}", std::env::consts::OS)
+}

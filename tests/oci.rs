@@ -1,0 +1,593 @@
+//! Models in a real OCI registry (Debian's docker-registry, started by the
+//! tests): pushed by third-party clients (`oras`, or the distribution API as
+//! ModelPack and Docker Model Runner lay artifacts out), pulled and verified
+//! by modelgate in one pass. Every failure ends non-zero with a precise
+//! message and nothing at the destination, and no temporary folder left.
+
+mod common;
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use common::registry::{Mode, PASSWORD, Registry};
+use common::*;
+use serde_json::{Value, json};
+
+const TINY: &str = "fixtures/tiny-model";
+
+/// The reference-signed tiny model, pushed with oras (one layer per file,
+/// named by org.opencontainers.image.title) as REPO:TAG. (oras-py cannot
+/// log in to a registry whose basic-auth realm is not a URL, so behind
+/// htpasswd the same layout goes through the distribution API.)
+fn oras_push(reg: &Registry, model: &Path, repo_tag: &str) {
+    if reg.mode == Mode::Htpasswd {
+        let (repo, tag) = repo_tag.split_once(':').unwrap();
+        let layers: Vec<Value> = std::fs::read_dir(model)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                json!({
+                    "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                    "file": e.path(),
+                    "annotations": {"org.opencontainers.image.title": e.file_name().to_str().unwrap()},
+                })
+            })
+            .collect();
+        push_spec(
+            reg,
+            repo,
+            tag,
+            &json!({"config": {"mediaType": "application/vnd.unknown.config.v1+json", "content": "{}"}, "layers": layers}),
+        );
+        return;
+    }
+    let mut files: Vec<String> = std::fs::read_dir(model)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    files.sort();
+    let script = format!(
+        r#"
+import os, oras.client, sys
+os.chdir(sys.argv[1])
+kw = dict(hostname=sys.argv[2], insecure=sys.argv[3] == "http")
+if sys.argv[3] == "tls":
+    kw["tls_verify"] = False
+c = oras.client.OrasClient(**kw)
+r = c.push(target=sys.argv[2] + "/" + sys.argv[4], files={files:?})
+assert r.status_code == 201, r.text
+"#
+    );
+    let scheme = match reg.mode {
+        Mode::Tls => "tls",
+        _ => "http",
+    };
+    let mut cmd = std::process::Command::new(venv().join("bin/python"));
+    cmd.arg("-c")
+        .arg(script)
+        .arg(model)
+        .arg(&reg.host)
+        .arg(scheme)
+        .arg(repo_tag);
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "oras push: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Pushes an artifact described by `spec` (see push_artifact.py).
+fn push_spec(reg: &Registry, repo: &str, tag: &str, spec: &Value) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("spec.json");
+    std::fs::write(&path, serde_json::to_vec(spec).unwrap()).unwrap();
+    let out = std::process::Command::new(venv().join("bin/python"))
+        .arg(repo_path("tests/support/push_artifact.py"))
+        .args(["--registry", &reg.host, "--repo", repo, "--tag", tag])
+        .args(if reg.mode == Mode::Htpasswd {
+            vec!["--user", common::registry::USER, "--password", PASSWORD]
+        } else {
+            vec![]
+        })
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "push_artifact.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+fn repo_path(p: &str) -> PathBuf {
+    repo(p)
+}
+
+fn tiny_files() -> Vec<(String, PathBuf)> {
+    let mut files: Vec<(String, PathBuf)> = std::fs::read_dir(repo(TINY))
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (e.file_name().into_string().unwrap(), e.path())
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// `pull REF DEST --signature tiny-model.sig --key test-signer.pub.pem`
+fn pull_args(reference: impl Into<OsString>, dest: impl Into<OsString>) -> Vec<OsString> {
+    vec![
+        "pull".into(),
+        reference.into(),
+        dest.into(),
+        "--signature".into(),
+        repo("fixtures/tiny-model.sig").into(),
+        "--key".into(),
+        repo("fixtures/keys/test-signer.pub.pem").into(),
+    ]
+}
+
+/// `modelgate pull REF DEST --signature tiny-model.sig --key ... <registry flags> extra...`
+fn pull(reg: &Registry, reference: &str, dest: &Path, extra: &[&str]) -> Run {
+    let mut args = pull_args(reference, dest);
+    args.extend(reg.flags().into_iter().map(OsString::from));
+    args.extend(extra.iter().map(OsString::from));
+    modelgate(args)
+}
+
+/// The destination was never created and no staging folder is left beside it.
+#[track_caller]
+fn nothing_left(dest: &Path) {
+    assert!(
+        !dest.exists(),
+        "{} exists after a failed pull",
+        dest.display()
+    );
+    let parent = dest.parent().unwrap();
+    let left: Vec<String> = std::fs::read_dir(parent)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".modelgate-pull-"))
+        .collect();
+    assert!(left.is_empty(), "staging folders left: {left:?}");
+}
+
+fn same_files(a: &Path, b: &Path) {
+    for (name, path) in tiny_files() {
+        assert_eq!(
+            std::fs::read(path).unwrap(),
+            std::fs::read(b.join(&name)).unwrap(),
+            "{name} differs from {}",
+            a.display()
+        );
+    }
+    assert_eq!(std::fs::read_dir(b).unwrap().count(), tiny_files().len());
+}
+
+#[test]
+fn a_model_pushed_by_oras_is_pulled_verified_and_put_in_place() {
+    let reg = Registry::start(Mode::Plain);
+    oras_push(&reg, &repo(TINY), "models/tiny:v1");
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("model");
+    let measurement = out.path().join("m.json");
+    let reference = reg.reference("models/tiny:v1");
+    pull(
+        &reg,
+        &reference,
+        &dest,
+        &["--measurement", measurement.to_str().unwrap()],
+    )
+    .expect_code(0)
+    .expect_stderr("layout=\"oras\"");
+    same_files(&repo(TINY), &dest);
+    let doc: Value = serde_json::from_slice(&std::fs::read(&measurement).unwrap()).unwrap();
+    assert_eq!(doc["verdict"], "verified");
+    assert_eq!(doc["source"]["reference"], reference.as_str());
+    assert_eq!(doc["source"]["layout"], "oras");
+    let digest = doc["source"]["digest"].as_str().unwrap().to_string();
+    assert!(
+        digest.starts_with("sha256:") && digest.len() == 71,
+        "{digest}"
+    );
+    assert_eq!(doc["model"]["path"], dest.to_str().unwrap());
+    // The same model by digest, into an existing empty folder.
+    let by_digest = format!("oci://{}/models/tiny@{digest}", reg.host);
+    let empty = out.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    pull(&reg, &by_digest, &empty, &[]).expect_code(0);
+    same_files(&repo(TINY), &empty);
+    // verify oci:// checks it without keeping it.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut args: Vec<OsString> = vec![
+        "verify".into(),
+        reference.clone().into(),
+        "--signature".into(),
+        repo("fixtures/tiny-model.sig").into(),
+        "--key".into(),
+        repo("fixtures/keys/test-signer.pub.pem").into(),
+    ];
+    args.extend(reg.flags().into_iter().map(OsString::from));
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_modelgate"));
+    cmd.args(&args)
+        .env("TMPDIR", tmp.path())
+        .env("MODELGATE_LOG_FORMAT", "text");
+    let run = cmd.output().unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        0,
+        "verify oci:// left files"
+    );
+}
+
+#[test]
+fn a_modelpack_artifact_with_raw_layers_is_pulled() {
+    let reg = Registry::start(Mode::Plain);
+    let layers: Vec<Value> = tiny_files()
+        .iter()
+        .map(|(name, path)| {
+            let kind = if name.ends_with(".safetensors") {
+                "weight"
+            } else {
+                "weight.config"
+            };
+            json!({
+                "mediaType": format!("application/vnd.cncf.model.{kind}.v1.raw"),
+                "file": path,
+                "annotations": {"org.cncf.model.filepath": name},
+            })
+        })
+        .collect();
+    push_spec(
+        &reg,
+        "models/tiny-modelpack",
+        "v1",
+        &json!({
+            "artifactType": "application/vnd.cncf.model.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.cncf.model.config.v1+json", "content": "{}"},
+            "layers": layers,
+        }),
+    );
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("model");
+    pull(&reg, &reg.reference("models/tiny-modelpack:v1"), &dest, &[])
+        .expect_code(0)
+        .expect_stderr("layout=\"modelpack\"");
+    same_files(&repo(TINY), &dest);
+}
+
+#[test]
+fn a_tag_re_pushed_with_a_changed_file_is_rejected_and_nothing_is_kept() {
+    let reg = Registry::start(Mode::Plain);
+    let model = tempfile::tempdir().unwrap();
+    for (name, path) in tiny_files() {
+        std::fs::copy(path, model.path().join(name)).unwrap();
+    }
+    std::fs::write(model.path().join("config.json"), b"{\"evil\": true}").unwrap();
+    oras_push(&reg, model.path(), "models/tiny:v1");
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("model");
+    pull(&reg, &reg.reference("models/tiny:v1"), &dest, &[])
+        .expect_code(1)
+        .expect_stderr("config.json: modified: expected digest");
+    nothing_left(&dest);
+}
+
+#[test]
+fn a_corrupted_blob_in_the_registry_is_rejected_and_nothing_is_kept() {
+    let reg = Registry::start(Mode::Plain);
+    oras_push(&reg, &repo(TINY), "models/tiny:v1");
+    let weights = std::fs::read(repo("fixtures/tiny-model/model.safetensors")).unwrap();
+    let digest = format!(
+        "sha256:{}",
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&weights))
+    );
+    let mut corrupted = weights.clone();
+    corrupted[100] ^= 1;
+    std::fs::write(reg.blob_path(&digest), corrupted).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("model");
+    pull(&reg, &reg.reference("models/tiny:v1"), &dest, &[])
+        .expect_code(1)
+        .expect_stderr(&format!(
+            "model.safetensors: layer {digest} arrived with digest sha256:"
+        ))
+        .expect_stderr("the registry served other bytes than the manifest names");
+    nothing_left(&dest);
+}
+
+#[test]
+fn a_manifest_that_does_not_match_its_digest_is_rejected() {
+    let reg = Registry::start(Mode::Plain);
+    oras_push(&reg, &repo(TINY), "models/tiny:v1");
+    let out = tempfile::tempdir().unwrap();
+    let first = out.path().join("first");
+    let measurement = out.path().join("m.json");
+    pull(
+        &reg,
+        &reg.reference("models/tiny:v1"),
+        &first,
+        &["--measurement", measurement.to_str().unwrap()],
+    )
+    .expect_code(0);
+    let doc: Value = serde_json::from_slice(&std::fs::read(&measurement).unwrap()).unwrap();
+    let digest = doc["source"]["digest"].as_str().unwrap().to_string();
+    // The registry's stored manifest is altered: served by digest, its bytes
+    // no longer hash to it.
+    let stored = reg.blob_path(&digest);
+    let text = std::fs::read_to_string(&stored)
+        .unwrap()
+        .replacen("config.json", "config.jsoN", 1);
+    std::fs::write(&stored, text).unwrap();
+    let dest = out.path().join("second");
+    pull(
+        &reg,
+        &format!("oci://{}/models/tiny@{digest}", reg.host),
+        &dest,
+        &[],
+    )
+    .expect_code(1)
+    .expect_stderr(&format!("not the {digest} it was asked for"));
+    nothing_left(&dest);
+}
+
+#[test]
+fn hostile_layouts_are_refused_before_anything_is_written() {
+    let reg = Registry::start(Mode::Plain);
+    let weights = repo("fixtures/tiny-model/model.safetensors");
+    let out = tempfile::tempdir().unwrap();
+    for (tag, layers, message) in [
+        (
+            "escape",
+            json!([{"mediaType": "application/vnd.oci.image.layer.v1.tar", "file": weights, "annotations": {"org.opencontainers.image.title": "../../escape"}}]),
+            "unsafe path \"../../escape\"",
+        ),
+        (
+            "absolute",
+            json!([{"mediaType": "application/vnd.oci.image.layer.v1.tar", "file": weights, "annotations": {"org.opencontainers.image.title": "/etc/cron.d/x"}}]),
+            "unsafe path \"/etc/cron.d/x\"",
+        ),
+        (
+            "twice",
+            json!([
+                {"mediaType": "application/vnd.oci.image.layer.v1.tar", "file": weights, "annotations": {"org.opencontainers.image.title": "a"}},
+                {"mediaType": "application/vnd.oci.image.layer.v1.tar", "file": repo("fixtures/tiny-model/config.json"), "annotations": {"org.opencontainers.image.title": "a"}}
+            ]),
+            "two layers claim the file \"a\"",
+        ),
+        (
+            "shorter",
+            json!([{"mediaType": "application/vnd.oci.image.layer.v1.tar", "file": weights, "annotations": {"org.opencontainers.image.title": "w"}, "sizeDelta": -10}]),
+            "is longer than the",
+        ),
+    ] {
+        push_spec(
+            &reg,
+            "models/hostile",
+            tag,
+            &json!({"config": {"mediaType": "application/vnd.unknown.config.v1+json", "content": "{}"}, "layers": layers}),
+        );
+        let dest = out.path().join(tag);
+        let run = pull(
+            &reg,
+            &reg.reference(&format!("models/hostile:{tag}")),
+            &dest,
+            &[],
+        );
+        assert_eq!(run.code, 1, "{tag}:\n{}", run.stderr);
+        run.expect_stderr(message);
+        nothing_left(&dest);
+    }
+}
+
+#[test]
+fn registries_as_users_have_them_tls_and_basic_auth() {
+    // TLS with a CA made in the test: trusted only with --ca-file.
+    let tls = Registry::start(Mode::Tls);
+    oras_push(&tls, &repo(TINY), "models/tiny:v1");
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("tls");
+    pull(&tls, &tls.reference("models/tiny:v1"), &dest, &[]).expect_code(0);
+    same_files(&repo(TINY), &dest);
+    let untrusted = out.path().join("tls-untrusted");
+    let mut args = pull_args(tls.reference("models/tiny:v1"), &untrusted);
+    modelgate(args.clone())
+        .expect_code(2)
+        .expect_stderr("certificate");
+    nothing_left(&untrusted);
+    // Plain HTTP is never implied: without --insecure-registry a plain
+    // registry is spoken to over TLS, and that fails.
+    let plain = Registry::start(Mode::Plain);
+    oras_push(&plain, &repo(TINY), "models/tiny:v1");
+    args[1] = plain.reference("models/tiny:v1").into();
+    args[2] = out.path().join("plain").into();
+    modelgate(args)
+        .expect_code(2)
+        .expect_stderr("cannot authenticate to");
+    nothing_left(&out.path().join("plain"));
+
+    // htpasswd basic auth, credentials from a Docker config file.
+    let auth = Registry::start(Mode::Htpasswd);
+    oras_push(&auth, &repo(TINY), "models/tiny:v1");
+    let dest = out.path().join("auth");
+    pull(&auth, &auth.reference("models/tiny:v1"), &dest, &[])
+        .expect_code(0)
+        .expect_stderr("credential=user alice");
+    // Wrong password, and none at all: refused, and the password never shows.
+    for config in [Some(auth.docker_config("wrong-password")), None] {
+        let dest = out.path().join("auth-refused");
+        let mut args = pull_args(auth.reference("models/tiny:v1"), &dest);
+        args.extend(["--insecure-registry".into(), auth.host.clone().into()]);
+        if let Some(c) = &config {
+            args.extend(["--registry-config".into(), c.into()]);
+        }
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_modelgate"));
+        cmd.args(&args)
+            .env("MODELGATE_LOG_FORMAT", "text")
+            .env("HOME", out.path())
+            .env_remove("DOCKER_CONFIG")
+            .env_remove("REGISTRY_AUTH_FILE");
+        let run = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains("401") || stderr.contains("uthenticat"),
+            "{stderr}"
+        );
+        assert!(
+            !stderr.contains("wrong-password") && !stderr.contains(PASSWORD),
+            "{stderr}"
+        );
+        nothing_left(&dest);
+    }
+}
+
+#[test]
+fn unreachable_registries_deadlines_and_the_allow_list_fail_closed() {
+    let out = tempfile::tempdir().unwrap();
+    let base = |reference: &str, dest: &Path, extra: &[&str]| {
+        let mut args = pull_args(reference, dest);
+        args.extend(extra.iter().map(OsString::from));
+        modelgate(args)
+    };
+    // Nothing listens on the port.
+    let port = common::registry::free_port();
+    let host = format!("127.0.0.1:{port}");
+    let dest = out.path().join("unreachable");
+    base(
+        &format!("oci://{host}/m:v1"),
+        &dest,
+        &["--insecure-registry", &host],
+    )
+    .expect_code(2)
+    .expect_stderr(&format!("cannot authenticate to oci://{host}/m:v1"));
+    nothing_left(&dest);
+    // A server that accepts and never answers: the deadline ends the pull.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let stalled = listener.local_addr().unwrap().to_string();
+    let dest = out.path().join("stalled");
+    let start = std::time::Instant::now();
+    base(
+        &format!("oci://{stalled}/m:v1"),
+        &dest,
+        &["--insecure-registry", &stalled, "--timeout", "2"],
+    )
+    .expect_code(2)
+    .expect_stderr("the pull did not finish within 2s (--timeout); nothing was kept");
+    assert!(start.elapsed() < std::time::Duration::from_secs(8));
+    drop(listener);
+    nothing_left(&dest);
+    // A registry off the allow-list is refused before any request.
+    let reg = Registry::start(Mode::Plain);
+    oras_push(&reg, &repo(TINY), "models/tiny:v1");
+    let before = reg
+        .log()
+        .lines()
+        .filter(|l| l.contains("/v2/models/tiny"))
+        .count();
+    let dest = out.path().join("not-allowed");
+    base(
+        &reg.reference("models/tiny:v1"),
+        &dest,
+        &[
+            "--insecure-registry",
+            &reg.host,
+            "--allowed-registry",
+            "registry.example.com",
+        ],
+    )
+    .expect_code(2)
+    .expect_stderr(&format!(
+        "registry {} is not allowed (allowed: registry.example.com)",
+        reg.host
+    ));
+    let after = reg
+        .log()
+        .lines()
+        .filter(|l| l.contains("/v2/models/tiny"))
+        .count();
+    assert_eq!(before, after, "the registry saw a request");
+    nothing_left(&dest);
+    // A reference that names no registry, and a destination in use.
+    base("oci://models/tiny:v1", &out.path().join("x"), &[])
+        .expect_code(2)
+        .expect_stderr("it names no registry");
+    let busy = out.path().join("busy");
+    std::fs::create_dir(&busy).unwrap();
+    std::fs::write(busy.join("keep.txt"), b"mine").unwrap();
+    base(
+        &reg.reference("models/tiny:v1"),
+        &busy,
+        &["--insecure-registry", &reg.host],
+    )
+    .expect_code(2)
+    .expect_stderr("exists and is not empty");
+    assert_eq!(std::fs::read(busy.join("keep.txt")).unwrap(), b"mine");
+}
+
+#[test]
+fn the_registry_going_away_mid_pull_leaves_nothing() {
+    // The registry is killed once the blob has started to arrive, before it
+    // has all arrived; the pull retries, resumes nothing, and gives up.
+    let mut reg = Registry::start(Mode::Plain);
+    let model = tempfile::tempdir().unwrap();
+    let size: u64 = 192 << 20;
+    let big = model.path().join("big.bin");
+    let file = std::fs::File::create(&big).unwrap();
+    file.set_len(size).unwrap();
+    drop(file);
+    oras_push(&reg, model.path(), "models/big:v1");
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("model");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_modelgate"))
+        .args(pull_args(reg.reference("models/big:v1"), &dest))
+        .args(["--insecure-registry", &reg.host])
+        .env("MODELGATE_LOG_FORMAT", "text")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    let partial = loop {
+        let staged = std::fs::read_dir(out.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with(".modelgate-pull-")
+            });
+        let len = staged
+            .and_then(|d| std::fs::metadata(d.join("big.bin")).ok())
+            .map_or(0, |m| m.len());
+        if len > 0 {
+            break len;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "the pull never started"
+        );
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    };
+    reg.stop();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        partial < size,
+        "the blob had fully arrived before the registry was stopped"
+    );
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("broke off after") || stderr.contains("cannot resume blob"),
+        "{stderr}"
+    );
+    nothing_left(&dest);
+}
