@@ -20,7 +20,7 @@ apt_install() {
     $sudo apt-get update -qq && $sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
 }
-apt_install openssl ca-certificates docker-registry apache2-utils skopeo
+apt_install openssl ca-certificates docker-registry apache2-utils skopeo zstd
 python3 -m venv --help >/dev/null 2>&1 || apt_install python3-venv
 
 stamp="$venv/.requirements.sha256"

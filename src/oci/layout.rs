@@ -54,6 +54,9 @@ pub enum Unpack {
         under: String,
         /// Its compression.
         compression: Compression,
+        /// Every entry must lie in this folder (an ORAS folder layer holds
+        /// its folder by name); `None`: no such constraint.
+        within: Option<String>,
     },
 }
 
@@ -220,7 +223,13 @@ fn unpack_of(layout: Layout, layer: &Descriptor) -> Result<Unpack, LayoutError> 
         })?;
         checked_path(path, &layer.digest)
     };
-    let tar = |under: String, compression| Ok(Unpack::Tar { under, compression });
+    let tar = |under: String, compression| {
+        Ok(Unpack::Tar {
+            under,
+            compression,
+            within: None,
+        })
+    };
     match layout {
         Layout::ModelPack | Layout::ModelPackCnai => {
             let (prefix, key) = if layout == Layout::ModelPack {
@@ -291,12 +300,14 @@ fn unpack_of(layout: Layout, layer: &Descriptor) -> Result<Unpack, LayoutError> 
             }
         }
         Layout::DockerModelRunner | Layout::Oras => {
-            let unpack = layer
-                .annotations
-                .get(ORAS_UNPACK)
-                .is_some_and(|v| v == "true");
-            if unpack {
-                let under = named(TITLE)?;
+            // A folder: the oras CLI marks it with the unpack annotation,
+            // oras-py only by the media type; both archive the folder by
+            // its name, so the entries must lie below the title.
+            let annotated = layer.annotations.get(ORAS_UNPACK).map(String::as_str);
+            let folder = annotated == Some("true")
+                || (annotated.is_none() && mt == "application/vnd.oci.image.layer.v1.tar+gzip");
+            if layout == Layout::Oras && folder {
+                let title = named(TITLE)?;
                 let compression = if mt.ends_with("gzip") {
                     Compression::Gzip
                 } else if mt.ends_with("zstd") {
@@ -304,7 +315,11 @@ fn unpack_of(layout: Layout, layer: &Descriptor) -> Result<Unpack, LayoutError> 
                 } else {
                     Compression::None
                 };
-                return tar(under, compression);
+                return Ok(Unpack::Tar {
+                    under: String::new(),
+                    compression,
+                    within: Some(title),
+                });
             }
             named(TITLE).map(Unpack::Raw)
         }
@@ -392,7 +407,8 @@ mod tests {
             mp.layers[2].unpack,
             Unpack::Tar {
                 under: "docs".into(),
-                compression: Compression::Gzip
+                compression: Compression::Gzip,
+                within: None,
             }
         );
         let cnai = read_manifest(&manifest(
@@ -425,8 +441,9 @@ mod tests {
         assert_eq!(
             oras.layers[1].unpack,
             Unpack::Tar {
-                under: "folder".into(),
-                compression: Compression::Gzip
+                under: String::new(),
+                compression: Compression::Gzip,
+                within: Some("folder".into()),
             }
         );
         let kit = read_manifest(&manifest(

@@ -13,6 +13,7 @@ pub mod layout;
 pub mod pull;
 pub mod reference;
 pub mod registry;
+pub mod untar;
 
 use std::path::Path;
 use std::time::Duration;

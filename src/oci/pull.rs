@@ -5,8 +5,11 @@
 //! signature is checked by the same hash.
 //!
 //! Blobs are fetched concurrently (bounded), and a transfer that breaks is
-//! resumed with an HTTP Range request, with backoff, a few times. The caller
-//! owns the folder and removes it on any failure.
+//! resumed with an HTTP Range request, with backoff, a few times. A tar
+//! layer is the exception to the single pass: its blob is kept beside the
+//! model until its digest is proven, and only then unpacked, so no byte of
+//! an unverified archive is ever interpreted. The caller owns the folder and
+//! removes it on any failure.
 
 use std::path::Path;
 use std::time::Duration;
@@ -30,43 +33,74 @@ pub struct PullOptions<'a> {
 }
 
 /// Downloads every layer of `artifact` into `dir` (an empty folder the
-/// caller made). Raw layers become files; tar layers are refused for now,
-/// naming the layer.
+/// caller made). A raw layer streams straight into its file; a tar layer is
+/// downloaded beside `dir`, checked against its digest, and only then
+/// unpacked ([`super::untar`]), in manifest order.
 pub async fn download(
     registry: &Registry,
     artifact: &ModelArtifact,
     dir: &Path,
     opts: &PullOptions<'_>,
 ) -> Result<(), OciError> {
-    for layer in &artifact.layers {
-        if let Unpack::Tar { .. } = layer.unpack {
-            return Err(OciError::Content(format!(
-                "{}: layer {} ({}) is a tar archive; this version pulls models whose layers are single files (ModelPack .raw, ORAS files, Docker Model Runner)",
-                registry.reference, layer.digest, layer.media_type
-            )));
-        }
-    }
-    let jobs = artifact
-        .layers
-        .iter()
-        .map(|layer| fetch_layer(registry, layer, dir, opts));
+    let blobs = tempfile::Builder::new()
+        .prefix(".modelgate-blobs-")
+        .tempdir_in(dir.parent().unwrap_or(dir))
+        .map_err(|e| OciError::Registry(format!("cannot make a folder for tar layers: {e}")))?;
+    let jobs = artifact.layers.iter().map(|layer| {
+        let (target, shown) = match &layer.unpack {
+            Unpack::Raw(path) => (dir.join(path), path.clone()),
+            Unpack::Tar { .. } => (
+                blobs.path().join(layer.digest.replace(':', "-")),
+                format!("tar layer {}", layer.digest),
+            ),
+        };
+        async move { fetch_layer(registry, layer, &target, &shown, opts).await }
+    });
     let results: Vec<Result<(), OciError>> = futures_util::stream::iter(jobs)
         .buffer_unordered(opts.concurrency.max(1))
         .collect()
         .await;
-    results.into_iter().collect()
+    results.into_iter().collect::<Result<(), OciError>>()?;
+    for layer in &artifact.layers {
+        let Unpack::Tar {
+            under,
+            compression,
+            within,
+        } = &layer.unpack
+        else {
+            continue;
+        };
+        let blob = blobs.path().join(layer.digest.replace(':', "-"));
+        let target = super::untar::Target {
+            root: dir.to_path_buf(),
+            under: under.clone(),
+            within: within.clone(),
+        };
+        let (compression, digest, size) = (*compression, layer.digest.clone(), layer.size);
+        tokio::task::spawn_blocking(move || {
+            let unpacked = super::untar::unpack(&blob, size, compression, &target, &digest);
+            let _ = std::fs::remove_file(&blob);
+            unpacked
+        })
+        .await
+        .map_err(|e| OciError::Registry(format!("unpacking layer {}: {e}", layer.digest)))?
+        .map_err(|e| match e {
+            OciError::Content(why) => OciError::Content(format!("{}: {why}", registry.reference)),
+            other => other,
+        })?;
+    }
+    Ok(())
 }
 
+/// Streams one layer's blob into `target` (a new file), checking its size
+/// and digest; `path` names it in messages.
 async fn fetch_layer(
     registry: &Registry,
     layer: &ModelLayer,
-    dir: &Path,
+    target: &Path,
+    path: &str,
     opts: &PullOptions<'_>,
 ) -> Result<(), OciError> {
-    let Unpack::Raw(path) = &layer.unpack else {
-        return Ok(());
-    };
-    let target = dir.join(path);
     if let Some(parent) = target.parent() {
         tokio::fs::create_dir_all(parent)
             .await
@@ -77,7 +111,7 @@ async fn fetch_layer(
         .create_new(true)
         .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
         .mode(0o644)
-        .open(&target)
+        .open(target)
         .await
         .map_err(|e| {
             OciError::Content(format!(

@@ -294,3 +294,16 @@ pub fn tamper_rfc3161_token(sig: &Path) {
     std::fs::write(sig, serde_json::to_vec(&bundle).unwrap()).unwrap();
 }
 pub mod registry;
+
+/// Runs `cmd`, asserting success (showing its stderr otherwise); returns stdout.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

@@ -3,12 +3,16 @@
 //! over plain HTTP, TLS with a CA made here, or htpasswd basic auth. It is
 //! stopped when the value is dropped.
 
+use std::ffi::OsString;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use serde_json::{Value, json};
 use tempfile::TempDir;
+
+use super::{Run, modelgate, repo, venv};
 
 /// How the registry is reached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -264,4 +268,150 @@ fn make_tls(dir: &Path) {
         "-extfile",
         "san.ext",
     ]);
+}
+
+// ---- pushing, pulling and checking, shared by the OCI tests ----
+
+pub const TINY: &str = "fixtures/tiny-model";
+
+/// The reference-signed tiny model, pushed with oras (one layer per file,
+/// named by org.opencontainers.image.title) as REPO:TAG. (oras-py cannot
+/// log in to a registry whose basic-auth realm is not a URL, so behind
+/// htpasswd the same layout goes through the distribution API.)
+pub fn oras_push(reg: &Registry, model: &Path, repo_tag: &str) {
+    if reg.mode == Mode::Htpasswd {
+        let (repo, tag) = repo_tag.split_once(':').unwrap();
+        let layers: Vec<Value> = std::fs::read_dir(model)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                json!({
+                    "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                    "file": e.path(),
+                    "annotations": {"org.opencontainers.image.title": e.file_name().to_str().unwrap()},
+                })
+            })
+            .collect();
+        push_spec(
+            reg,
+            repo,
+            tag,
+            &json!({"config": {"mediaType": "application/vnd.unknown.config.v1+json", "content": "{}"}, "layers": layers}),
+        );
+        return;
+    }
+    let mut files: Vec<String> = std::fs::read_dir(model)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    files.sort();
+    let script = format!(
+        r#"
+import os, oras.client, sys
+os.chdir(sys.argv[1])
+kw = dict(hostname=sys.argv[2], insecure=sys.argv[3] == "http")
+if sys.argv[3] == "tls":
+    kw["tls_verify"] = False
+c = oras.client.OrasClient(**kw)
+r = c.push(target=sys.argv[2] + "/" + sys.argv[4], files={files:?})
+assert r.status_code == 201, r.text
+"#
+    );
+    let scheme = match reg.mode {
+        Mode::Tls => "tls",
+        _ => "http",
+    };
+    let mut cmd = std::process::Command::new(venv().join("bin/python"));
+    cmd.arg("-c")
+        .arg(script)
+        .arg(model)
+        .arg(&reg.host)
+        .arg(scheme)
+        .arg(repo_tag);
+    super::run_ok(&mut cmd);
+}
+
+/// Pushes an artifact described by `spec` (see push_artifact.py).
+pub fn push_spec(reg: &Registry, repo: &str, tag: &str, spec: &Value) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("spec.json");
+    std::fs::write(&path, serde_json::to_vec(spec).unwrap()).unwrap();
+    let stdout = super::run_ok(
+        std::process::Command::new(venv().join("bin/python"))
+            .arg(repo_path("tests/support/push_artifact.py"))
+            .args(["--registry", &reg.host, "--repo", repo, "--tag", tag])
+            .args(if reg.mode == Mode::Htpasswd {
+                vec!["--user", USER, "--password", PASSWORD]
+            } else {
+                vec![]
+            })
+            .arg(&path),
+    );
+    stdout.trim().to_string()
+}
+
+pub fn repo_path(p: &str) -> PathBuf {
+    repo(p)
+}
+
+pub fn tiny_files() -> Vec<(String, PathBuf)> {
+    let mut files: Vec<(String, PathBuf)> = std::fs::read_dir(repo(TINY))
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (e.file_name().into_string().unwrap(), e.path())
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// `pull REF DEST --signature tiny-model.sig --key test-signer.pub.pem`
+pub fn pull_args(reference: impl Into<OsString>, dest: impl Into<OsString>) -> Vec<OsString> {
+    vec![
+        "pull".into(),
+        reference.into(),
+        dest.into(),
+        "--signature".into(),
+        repo("fixtures/tiny-model.sig").into(),
+        "--key".into(),
+        repo("fixtures/keys/test-signer.pub.pem").into(),
+    ]
+}
+
+/// `modelgate pull REF DEST --signature tiny-model.sig --key ... <registry flags> extra...`
+pub fn pull(reg: &Registry, reference: &str, dest: &Path, extra: &[&str]) -> Run {
+    let mut args = pull_args(reference, dest);
+    args.extend(reg.flags().into_iter().map(OsString::from));
+    args.extend(extra.iter().map(OsString::from));
+    modelgate(args)
+}
+
+/// The destination was never created and no staging folder is left beside it.
+#[track_caller]
+pub fn nothing_left(dest: &Path) {
+    assert!(
+        !dest.exists(),
+        "{} exists after a failed pull",
+        dest.display()
+    );
+    let parent = dest.parent().unwrap();
+    let left: Vec<String> = std::fs::read_dir(parent)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".modelgate-pull-"))
+        .collect();
+    assert!(left.is_empty(), "staging folders left: {left:?}");
+}
+
+pub fn same_files(a: &Path, b: &Path) {
+    for (name, path) in tiny_files() {
+        assert_eq!(
+            std::fs::read(path).unwrap(),
+            std::fs::read(b.join(&name)).unwrap(),
+            "{name} differs from {}",
+            a.display()
+        );
+    }
+    assert_eq!(std::fs::read_dir(b).unwrap().count(), tiny_files().len());
 }
