@@ -144,9 +144,9 @@ fn missing_inputs_are_exit_2() {
 
 #[test]
 fn usage_errors_are_exit_2() {
-    modelgate(["verify", "m"])
+    modelgate(["verify", "m", "--key", "k.pub"])
         .expect_code(2)
-        .expect_stderr("--signature");
+        .expect_stderr("--signature is required for a model on disk");
     modelgate(["frobnicate"]).expect_code(2);
     modelgate([
         "attest",

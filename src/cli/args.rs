@@ -44,6 +44,9 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Pull a model from an OCI registry, verify it, and only then put it in place.
     Pull(PullArgs),
+    /// Sign a model and push it as a ModelPack artifact with its signature
+    /// attached; prints the pushed digest.
+    Push(PushArgs),
     /// Print the model's root digest (sha256:<hex>) as a signer computes it.
     Digest(DigestArgs),
     /// Verify one Sigstore bundle over a file or sha256:<hex> digest
@@ -168,11 +171,10 @@ pub struct HashArgs {
     pub ignore_paths: Vec<String>,
 }
 
-/// `modelgate attest`.
+/// Who signs: a key, and for the certificate method its certificate chain
+/// (shared by `attest` and `push`).
 #[derive(Debug, Args)]
-pub struct AttestArgs {
-    /// The model folder, or a single model file.
-    pub model: PathBuf,
+pub struct SignerArgs {
     /// EC private key (P-256/384/521, SEC1 or PKCS#8 PEM).
     #[arg(long)]
     pub key: PathBuf,
@@ -188,6 +190,16 @@ pub struct AttestArgs {
         requires = "certificate"
     )]
     pub certificate_chain: Vec<PathBuf>,
+}
+
+/// `modelgate attest`.
+#[derive(Debug, Args)]
+pub struct AttestArgs {
+    /// The model folder, or a single model file.
+    pub model: PathBuf,
+    /// The signer.
+    #[command(flatten)]
+    pub signer: SignerArgs,
     /// Where to write the signature bundle.
     #[arg(long)]
     pub signature: PathBuf,
@@ -259,6 +271,24 @@ pub struct PullArgs {
     pub registry: RegistryArgs,
 }
 
+/// `modelgate push`.
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// The model folder.
+    pub model: PathBuf,
+    /// Where to push it: oci://REGISTRY/REPOSITORY:TAG.
+    pub reference: String,
+    /// The signer.
+    #[command(flatten)]
+    pub signer: SignerArgs,
+    /// Also write the signature bundle here.
+    #[arg(long, value_name = "OUT.sig")]
+    pub signature: Option<PathBuf>,
+    /// Registry options.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
 /// How to reach registries (for oci:// models).
 #[derive(Debug, Args)]
 pub struct RegistryArgs {
@@ -289,12 +319,26 @@ pub struct RegistryArgs {
     pub concurrency: u64,
 }
 
+impl RegistryArgs {
+    /// The registry options these flags give.
+    pub fn options(&self) -> crate::oci::RegistryOptions {
+        crate::oci::RegistryOptions {
+            ca_files: self.ca_file.clone(),
+            insecure: self.insecure_registry.clone(),
+            allowed: self.allowed_registry.clone(),
+            registry_config: self.registry_config.clone(),
+            platform: self.platform.clone(),
+        }
+    }
+}
+
 /// Trust and verification options shared by `verify` and `pull`.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// The signature bundle; repeat for a policy rule that needs k of n
-    /// signers.
-    #[arg(long, required = true)]
+    /// signers. Required for a model on disk; for an oci:// model, when
+    /// absent, the signatures attached to it in the registry are used.
+    #[arg(long)]
     pub signature: Vec<PathBuf>,
     /// A ModelPolicy file (YAML or JSON) saying who may sign which model,
     /// instead of the trust flags below.

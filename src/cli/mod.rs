@@ -19,6 +19,7 @@ use crate::logging;
 use crate::model::Method;
 use crate::model::hashing::{self, HashAlgorithm};
 use crate::model::paths::{self, normalize_relative};
+use crate::oci;
 use crate::oms::sign::{self, HashOptions};
 use crate::policy::Policy;
 use crate::trust::{Certificate, PrivateKey};
@@ -45,6 +46,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Digest(args) => report(digest_cmd(args, workers, &progress)),
         Command::Verify(args) => verify_cmd::verify_cmd(args, workers, &progress),
         Command::Pull(args) => verify_cmd::pull_cmd(args, workers, &progress),
+        Command::Push(args) => report(push_cmd(args, workers, &progress)),
         Command::VerifyBundle(args) => verify_bundle_cmd(args),
         Command::Policy(PolicyCommand::Check { file }) => report(policy_check_cmd(file)),
     };
@@ -64,28 +66,11 @@ fn report(result: Result<(), Error>) -> i32 {
 
 /// Signs a model: hash every file, build the manifest, sign, write the bundle.
 fn attest_cmd(args: &AttestArgs, workers: usize, progress: &Progress) -> Result<(), Error> {
-    let pem = read_pem("private key", &args.key)?;
-    let key = PrivateKey::from_pem(&pem).map_err(|source| Error::Key {
-        path: args.key.clone(),
-        source,
-    })?;
+    let (key, chain) = load_signer(&args.signer)?;
     let progress_fn = |n| progress.inc(n);
     let mut opts = hash_options(&args.model, &args.hashing, workers, &progress_fn)?;
     opts.ignore_paths
         .extend(paths::relative_inside(&args.model, &args.signature));
-    let chain = match &args.certificate {
-        None => None,
-        Some(leaf_path) => {
-            let mut chain =
-                load_certificates("signing certificate", std::slice::from_ref(leaf_path))?;
-            chain.truncate(1);
-            chain.extend(load_certificates(
-                "certificate chain",
-                &args.certificate_chain,
-            )?);
-            Some(chain)
-        }
-    };
     let manifest = sign::hash_model(&opts)?;
     let bundle = sign::sign(&manifest, &key, chain.as_deref())?;
     write_atomic(&args.signature, &bundle, 0o644).map_err(|source| Error::Write {
@@ -100,6 +85,89 @@ fn attest_cmd(args: &AttestArgs, workers: usize, progress: &Progress) -> Result<
         key_fingerprint = %key.public_key().fingerprint(),
         "signed"
     );
+    Ok(())
+}
+
+/// The private key, and for the certificate method the signing certificate
+/// followed by the rest of the chain.
+fn load_signer(args: &SignerArgs) -> Result<(PrivateKey, Option<Vec<Certificate>>), Error> {
+    let pem = read_pem("private key", &args.key)?;
+    let key = PrivateKey::from_pem(&pem).map_err(|source| Error::Key {
+        path: args.key.clone(),
+        source,
+    })?;
+    let chain = match &args.certificate {
+        None => None,
+        Some(leaf_path) => {
+            let mut chain =
+                load_certificates("signing certificate", std::slice::from_ref(leaf_path))?;
+            chain.truncate(1);
+            chain.extend(load_certificates(
+                "certificate chain",
+                &args.certificate_chain,
+            )?);
+            Some(chain)
+        }
+    };
+    Ok((key, chain))
+}
+
+/// Signs a model (files, SHA-256: a layer's digest is then its file's) and
+/// pushes it with its signature attached, for CI.
+fn push_cmd(args: &PushArgs, workers: usize, progress: &Progress) -> Result<(), Error> {
+    let reference =
+        oci::ModelRef::parse(&args.reference).map_err(|e| Error::Usage(e.to_string()))?;
+    let (key, chain) = load_signer(&args.signer)?;
+    let progress_fn = |n| progress.inc(n);
+    let hashing = HashArgs {
+        hash: "sha256".into(),
+        shard_size: None,
+        allow_symlinks: false,
+        ignore_paths: Vec::new(),
+    };
+    let mut opts = hash_options(&args.model, &hashing, workers, &progress_fn)?;
+    if let Some(sig) = &args.signature {
+        opts.ignore_paths
+            .extend(paths::relative_inside(&args.model, sig));
+    }
+    let manifest = sign::hash_model(&opts)?;
+    if manifest
+        .resources
+        .iter()
+        .any(|(k, _)| k.path == crate::model::SINGLE_FILE_NAME)
+    {
+        return Err(Error::Usage(
+            "push takes a model folder, not a single file".into(),
+        ));
+    }
+    let bundle = sign::sign(&manifest, &key, chain.as_deref())?;
+    if let Some(sig) = &args.signature {
+        write_atomic(sig, &bundle, 0o644).map_err(|source| Error::Write {
+            path: sig.clone(),
+            source,
+        })?;
+    }
+    let options = args.registry.options();
+    let pushed = oci::push_model(
+        &reference,
+        &options,
+        &args.model,
+        &manifest,
+        &bundle,
+        args.registry.timeout.map(std::time::Duration::from_secs),
+    )
+    .map_err(|e| Error::Usage(e.to_string()))?;
+    info!(
+        model = %args.model.display(),
+        reference = %reference,
+        digest = %pushed.digest,
+        signature = %reference.pinned(&pushed.signature_digest).canonical(),
+        blobs_sent = pushed.sent,
+        blobs_skipped = pushed.skipped,
+        root_digest = %format!("sha256:{}", hex::encode(manifest.root_digest)),
+        "pushed"
+    );
+    println!("{}", pushed.digest);
     Ok(())
 }
 

@@ -6,11 +6,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::args::{CheckArgs, PullArgs, RegistryArgs, VerifyArgs};
-use super::{EXIT_ERROR, EXIT_OK, Progress, load_certificates, model_relative, read_pem};
+use super::{
+    EXIT_ERROR, EXIT_OK, EXIT_REJECTED, Progress, load_certificates, model_relative, read_pem,
+};
 use crate::Error;
-use crate::measure::{Measurement, PolicyOut, SourceOut};
+use crate::measure::{FoundOut, Measurement, PolicyOut, SourceOut};
 use crate::model::paths;
-use crate::oci::{self, ModelRef, PullOptions, RegistryOptions};
+use crate::oci::{self, ModelRef, PullOptions};
 use crate::oms::legacy::RE_SIGN_ADVICE;
 use crate::oms::manifest::Format;
 use crate::policy::{Mode, Policy};
@@ -42,12 +44,25 @@ pub(super) fn verify_cmd(args: &VerifyArgs, workers: usize, progress: &Progress)
         );
     }
     let path = PathBuf::from(&args.model);
+    if args.check.signature.is_empty() {
+        error!(
+            exit_code = EXIT_ERROR,
+            "--signature is required for a model on disk (only an oci:// model can find its signatures in the registry)"
+        );
+        return EXIT_ERROR;
+    }
     let subject = Subject {
         shown: path.clone(),
         files: path,
         source: None,
     };
-    check(&subject, &args.check, workers, progress)
+    check(
+        &subject,
+        &args.check,
+        &args.check.signature,
+        workers,
+        progress,
+    )
 }
 
 /// Pulls a model into a temporary folder beside its destination, verifies
@@ -102,29 +117,11 @@ fn pull_and_verify(
         },
         None => std::env::temp_dir(),
     };
-    let staging = match tempfile::Builder::new()
-        .prefix(".modelgate-pull-")
-        .tempdir_in(&parent)
-    {
+    let staging = match temp_dir_in(&parent, ".modelgate-pull-") {
         Ok(dir) => dir,
-        Err(e) => {
-            return fail(
-                EXIT_ERROR,
-                format!(
-                    "cannot make a temporary folder in {}: {e}",
-                    parent.display()
-                ),
-                None,
-            );
-        }
+        Err(why) => return fail(EXIT_ERROR, why, None),
     };
-    let options = RegistryOptions {
-        ca_files: registry.ca_file.clone(),
-        insecure: registry.insecure_registry.clone(),
-        allowed: registry.allowed_registry.clone(),
-        registry_config: registry.registry_config.clone(),
-        platform: registry.platform.clone(),
-    };
+    let options = registry.options();
     let progress_fn = |n| progress.inc(n);
     let pull = PullOptions {
         concurrency: usize::try_from(registry.concurrency).unwrap_or(4),
@@ -133,7 +130,15 @@ fn pull_and_verify(
     };
     let timeout = registry.timeout.map(Duration::from_secs);
     info!(model = %model_ref, "pulling");
-    let pulled = match oci::pull_into(&model_ref, &options, staging.path(), &pull, timeout) {
+    let discover = checks.signature.is_empty();
+    let pulled = match oci::pull_into(
+        &model_ref,
+        &options,
+        staging.path(),
+        &pull,
+        timeout,
+        discover,
+    ) {
         Ok(p) => p,
         Err(e) => return fail(e.exit_code(), e.to_string(), None),
     };
@@ -146,18 +151,60 @@ fn pull_and_verify(
         credential = %pulled.credential,
         "pulled"
     );
-    let source = Source {
+    let mut source = Source {
         reference: model_ref.to_string(),
         repository: model_ref.name(),
         digest: pulled.digest.clone(),
         layout: pulled.layout.name(),
+        found: Vec::new(),
+    };
+    // Signatures found in the registry go to a folder of their own beside
+    // the model (never inside it), removed with it.
+    let found_dir = match temp_dir_in(&parent, ".modelgate-signatures-") {
+        Ok(dir) => dir,
+        Err(why) => return fail(EXIT_ERROR, why, None),
+    };
+    let signatures: Vec<PathBuf> = if discover {
+        if pulled.discovered.is_empty() {
+            let message = format!(
+                "{model_ref} ({}): no signature in the registry: no referrer with artifactType {} (referrers API, or the tag {}) and no cosign tag {}.sig or .att; attach one (modelgate push does), or pass --signature",
+                pulled.digest,
+                crate::oms::bundle::BUNDLE_MEDIA_TYPE_V03,
+                pulled.digest.replace(':', "-"),
+                pulled.digest.replace(':', "-"),
+            );
+            return fail(EXIT_REJECTED, message, Some(source));
+        }
+        let mut paths = Vec::new();
+        for (i, found) in pulled.discovered.iter().enumerate() {
+            let path = found_dir
+                .path()
+                .join(format!("signature-{i}.sigstore.json"));
+            if let Err(e) = std::fs::write(&path, &found.bundle) {
+                return fail(
+                    EXIT_ERROR,
+                    format!("cannot keep the signature found at {}: {e}", found.origin),
+                    Some(source),
+                );
+            }
+            info!(signature = %found.origin, via = found.via, file = %path.display(), "signature found in the registry");
+            source.found.push(FoundOut {
+                file: path.display().to_string(),
+                reference: found.origin.clone(),
+                via: found.via,
+            });
+            paths.push(path);
+        }
+        paths
+    } else {
+        checks.signature.clone()
     };
     let subject = Subject {
         shown: destination.map_or_else(|| shown.clone(), Path::to_path_buf),
         files: staging.path().to_path_buf(),
         source: Some(source),
     };
-    let code = check(&subject, checks, workers, progress);
+    let code = check(&subject, checks, &signatures, workers, progress);
     let Some(dest) = destination else {
         return code;
     };
@@ -181,6 +228,19 @@ fn pull_and_verify(
     }
     info!(model = %model_ref, destination = %dest.display(), "in place");
     EXIT_OK
+}
+
+/// A new private folder in `parent`, removed when dropped.
+fn temp_dir_in(parent: &Path, prefix: &str) -> Result<tempfile::TempDir, String> {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(parent)
+        .map_err(|e| {
+            format!(
+                "cannot make a temporary folder in {}: {e}",
+                parent.display()
+            )
+        })
 }
 
 /// The destination's parent, once the destination is known to be absent or
@@ -212,7 +272,7 @@ fn prepare_destination(dest: &Path) -> Result<PathBuf, String> {
         .unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent)
         .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
-    Ok(parent.to_path_buf())
+    std::path::absolute(parent).map_err(|e| format!("cannot resolve {}: {e}", parent.display()))
 }
 
 /// Where a pulled model came from, for the measurement.
@@ -222,6 +282,7 @@ struct Source {
     repository: String,
     digest: String,
     layout: &'static str,
+    found: Vec<FoundOut>,
 }
 
 impl Source {
@@ -230,12 +291,19 @@ impl Source {
             reference: &self.reference,
             digest: &self.digest,
             layout: self.layout,
+            signatures_found: &self.found,
         }
     }
 }
 
 /// Verifies the model's files; writes the measurement whatever the verdict.
-fn check(subject: &Subject, args: &CheckArgs, workers: usize, progress: &Progress) -> i32 {
+fn check(
+    subject: &Subject,
+    args: &CheckArgs,
+    signatures: &[PathBuf],
+    workers: usize,
+    progress: &Progress,
+) -> i32 {
     let ctx = Ctx { args, subject };
     let prepared = load_policy(args).and_then(|policy| {
         let ignores = args
@@ -286,7 +354,7 @@ fn check(subject: &Subject, args: &CheckArgs, workers: usize, progress: &Progres
     let progress_fn = |n| progress.inc(n);
     let request = Request {
         model: &subject.files,
-        signatures: &args.signature,
+        signatures,
         rule,
         extra_ignores: &extra_ignores,
         ignore_unsigned_files: args.ignore_unsigned_files,

@@ -133,6 +133,21 @@ pub struct SourceOut<'a> {
     pub digest: &'a str,
     /// The artifact layout read from the manifest.
     pub layout: &'static str,
+    /// Signatures found in the registry (when none was given).
+    #[serde(skip_serializing_if = "<[FoundOut]>::is_empty")]
+    pub signatures_found: &'a [FoundOut],
+}
+
+/// A signature found in the registry: the file it was kept in for
+/// verification (as in `signatures[]`), where it was, and how it was found.
+#[derive(Clone, Debug, Serialize)]
+pub struct FoundOut {
+    /// The temporary file, as `signatures[].path` names it.
+    pub file: String,
+    /// `oci://registry/repository@sha256:<the signature's manifest>`.
+    pub reference: String,
+    /// `referrers` or `cosign-tag`.
+    pub via: &'static str,
 }
 
 /// The policy and rule that decided, and in which mode.

@@ -3,4 +3,4 @@
 
 mod document;
 
-pub use document::{Measurement, PolicyOut, SCHEMA, SourceOut};
+pub use document::{FoundOut, Measurement, PolicyOut, SCHEMA, SourceOut};

@@ -9,8 +9,10 @@
 //! content beyond its digests.
 
 pub mod credentials;
+pub mod discover;
 pub mod layout;
 pub mod pull;
+pub mod push;
 pub mod reference;
 pub mod registry;
 pub mod untar;
@@ -36,6 +38,8 @@ pub struct Pulled {
     pub artifact: ModelArtifact,
     /// The credential used, described without its secret.
     pub credential: String,
+    /// Signatures found in the registry (when asked to look).
+    pub discovered: Vec<discover::Discovered>,
 }
 
 /// Pulls the model at `reference` into `dir` (an empty folder), within
@@ -46,18 +50,19 @@ pub fn pull_into(
     dir: &Path,
     pull: &PullOptions<'_>,
     timeout: Option<Duration>,
+    discover: bool,
 ) -> Result<Pulled, OciError> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| OciError::Registry(format!("cannot start the network runtime: {e}")))?;
     let work = async {
         let registry = Registry::connect(reference, opts)?;
         registry.login().await?;
         let manifest = registry.manifest().await?;
         let artifact = layout::read_manifest(&manifest.bytes)
             .map_err(|e| OciError::Content(format!("{reference} ({}): {e}", manifest.digest)))?;
+        let discovered = if discover {
+            discover::signatures(&registry, &manifest.digest).await?
+        } else {
+            Vec::new()
+        };
         pull::download(&registry, &artifact, dir, pull).await?;
         Ok(Pulled {
             reference: reference.clone(),
@@ -65,14 +70,47 @@ pub fn pull_into(
             layout: artifact.layout,
             artifact,
             credential: registry.describe_credential(),
+            discovered,
         })
     };
+    run(reference, "pull", timeout, work)
+}
+
+/// Pushes the model in `dir`, signed as `manifest` and `bundle` say, to
+/// `reference` (see [`push::push`]).
+pub fn push_model(
+    reference: &ModelRef,
+    opts: &RegistryOptions,
+    dir: &Path,
+    manifest: &crate::oms::manifest::Manifest,
+    bundle: &[u8],
+    timeout: Option<Duration>,
+) -> Result<push::Pushed, OciError> {
+    let work = async {
+        let registry = Registry::connect(reference, opts)?;
+        push::push(&registry, dir, manifest, bundle).await
+    };
+    run(reference, "push", timeout, work)
+}
+
+/// Runs `work` on a small runtime, within `timeout` when one is given.
+fn run<T>(
+    reference: &ModelRef,
+    what: &str,
+    timeout: Option<Duration>,
+    work: impl std::future::Future<Output = Result<T, OciError>>,
+) -> Result<T, OciError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| OciError::Registry(format!("cannot start the network runtime: {e}")))?;
     runtime.block_on(async {
         match timeout {
             None => work.await,
             Some(limit) => tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
                 Err(OciError::Registry(format!(
-                    "{reference}: the pull did not finish within {}s (--timeout); nothing was kept",
+                    "{reference}: the {what} did not finish within {}s (--timeout); nothing was kept",
                     limit.as_secs()
                 )))
             }),

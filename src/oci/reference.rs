@@ -134,6 +134,16 @@ impl ModelRef {
         }
     }
 
+    /// The reference as the registry knows it: `oci://registry/repository`
+    /// with its digest, else its tag.
+    pub fn canonical(&self) -> String {
+        match (self.digest(), self.tag()) {
+            (Some(d), _) => format!("{SCHEME}{}/{}@{d}", self.registry(), self.repository()),
+            (None, Some(t)) => format!("{SCHEME}{}/{}:{t}", self.registry(), self.repository()),
+            (None, None) => format!("{SCHEME}{}/{}", self.registry(), self.repository()),
+        }
+    }
+
     /// The reference for the oci-client library.
     pub fn as_client_ref(&self) -> &Reference {
         &self.inner

@@ -130,15 +130,25 @@ impl Registry {
     /// Authenticates for pulling (the `WWW-Authenticate` challenge, a token
     /// scoped to this repository when the registry asks for one).
     pub async fn login(&self) -> Result<(), OciError> {
+        self.login_for(RegistryOperation::Pull).await
+    }
+
+    /// Authenticates for `operation` (a push needs a push-scoped token).
+    pub async fn login_for(&self, operation: RegistryOperation) -> Result<(), OciError> {
         self.client
             .auth(
                 self.reference.as_client_ref(),
                 &self.credential.to_client_auth(),
-                RegistryOperation::Pull,
+                operation,
             )
             .await
             .map(|_| ())
             .map_err(|e| self.registry_error("authenticate to", &e))
+    }
+
+    /// The credential in oci-client's form.
+    pub(super) fn auth(&self) -> oci_client::secrets::RegistryAuth {
+        self.credential.to_client_auth()
     }
 
     /// Fetches the model's image manifest: the tag resolved once, an image

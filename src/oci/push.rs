@@ -1,0 +1,281 @@
+//! Pushing a signed model for CI: a CNCF ModelPack artifact with one raw
+//! layer per file (so a layer's digest is its file's SHA-256, and `oras pull`
+//! names files by their title), and the signature attached as a referrer in
+//! cosign's convention for Sigstore bundles: a manifest with the bundle's
+//! `artifactType`, the empty config, one layer holding the bundle, and
+//! `subject` pointing at the model. A registry without the OCI 1.1 referrers
+//! API finds it through the referrers tag schema (`sha256-<hex>`), which is
+//! updated too. Blobs the registry already has are not sent again.
+
+use std::path::Path;
+
+use bytes::Bytes;
+use futures_util::stream;
+use oci_client::RegistryOperation;
+use serde_json::{Value, json};
+use sha2::Digest as _;
+use tokio::io::AsyncReadExt as _;
+
+use super::layout::{IMAGE_INDEX, IMAGE_MANIFEST};
+use super::registry::{OciError, Registry};
+use crate::oms::bundle::BUNDLE_MEDIA_TYPE_V03;
+use crate::oms::manifest::{Manifest, PREDICATE_TYPE};
+
+/// ModelPack's artifact type.
+pub const MODELPACK_ARTIFACT: &str = "application/vnd.cncf.model.manifest.v1+json";
+/// ModelPack's config media type.
+pub const MODELPACK_CONFIG: &str = "application/vnd.cncf.model.config.v1+json";
+/// The OCI empty descriptor's media type and content.
+const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
+const EMPTY: &[u8] = b"{}";
+
+/// What a push produced.
+#[derive(Clone, Debug)]
+pub struct Pushed {
+    /// The model manifest's digest.
+    pub digest: String,
+    /// The signature referrer's manifest digest.
+    pub signature_digest: String,
+    /// Blobs sent, and blobs the registry already had.
+    pub sent: usize,
+    /// Blobs skipped because the registry had them.
+    pub skipped: usize,
+}
+
+/// The ModelPack layer type for a file, by its name.
+fn layer_type(path: &str) -> &'static str {
+    let name = path.rsplit('/').next().unwrap_or(path).to_ascii_lowercase();
+    let ext = name.rsplit_once('.').map(|(_, e)| e).unwrap_or_default();
+    match ext {
+        "safetensors" | "bin" | "gguf" | "pt" | "pth" | "onnx" | "h5" | "msgpack" | "ckpt"
+        | "pb" | "tflite" => "application/vnd.cncf.model.weight.v1.raw",
+        "py" | "sh" | "ipynb" => "application/vnd.cncf.model.code.v1.raw",
+        "md" | "txt" | "rst" if name != "merges.txt" && name != "vocab.txt" => {
+            "application/vnd.cncf.model.doc.v1.raw"
+        }
+        _ if name.starts_with("license") || name.starts_with("readme") => {
+            "application/vnd.cncf.model.doc.v1.raw"
+        }
+        _ => "application/vnd.cncf.model.weight.config.v1.raw",
+    }
+}
+
+/// Pushes the model in `dir`, signed as `manifest` says (a `files`/`sha256`
+/// manifest of exactly those files) with `bundle`, to `registry`'s reference.
+pub async fn push(
+    registry: &Registry,
+    dir: &Path,
+    manifest: &Manifest,
+    bundle: &[u8],
+) -> Result<Pushed, OciError> {
+    registry.login_for(RegistryOperation::Push).await?;
+    let mut layers = Vec::with_capacity(manifest.resources.len());
+    let mut blobs: Vec<(String, Blob)> = Vec::new();
+    for (key, digest) in &manifest.resources {
+        let path = dir.join(&key.path);
+        let size = std::fs::metadata(&path)
+            .map_err(|e| OciError::Usage(format!("cannot read {}: {e}", path.display())))?
+            .len();
+        let digest = format!("sha256:{}", hex::encode(digest));
+        layers.push(json!({
+            "mediaType": layer_type(&key.path),
+            "digest": digest,
+            "size": size,
+            "annotations": {
+                "org.cncf.model.filepath": key.path,
+                "org.opencontainers.image.title": key.path,
+            },
+        }));
+        blobs.push((digest, Blob::File(path, size)));
+    }
+    let diff_ids: Vec<&Value> = layers.iter().map(|l| &l["digest"]).collect();
+    let config = serde_json::to_vec(&json!({
+        "descriptor": {"name": manifest.model_name},
+        "modelfs": {"type": "layers", "diffIds": diff_ids},
+        "config": {},
+    }))
+    .unwrap_or_default();
+    let config_digest = sha256(&config);
+    blobs.push((config_digest.clone(), Blob::Bytes(config.clone())));
+    let model_manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": IMAGE_MANIFEST,
+        "artifactType": MODELPACK_ARTIFACT,
+        "config": {"mediaType": MODELPACK_CONFIG, "digest": config_digest, "size": config.len()},
+        "layers": layers,
+    }))
+    .unwrap_or_default();
+    let (mut sent, mut skipped) = (0, 0);
+    for (digest, blob) in &blobs {
+        if registry.push_blob(digest, blob).await? {
+            sent += 1;
+        } else {
+            skipped += 1;
+        }
+    }
+    let digest = sha256(&model_manifest);
+    registry
+        .push_manifest(
+            registry.reference.as_client_ref(),
+            &model_manifest,
+            IMAGE_MANIFEST,
+        )
+        .await?;
+    // The signature, as a referrer of the model manifest.
+    let empty_digest = sha256(EMPTY);
+    let bundle_digest = sha256(bundle);
+    for (d, b) in [
+        (&empty_digest, Blob::Bytes(EMPTY.to_vec())),
+        (&bundle_digest, Blob::Bytes(bundle.to_vec())),
+    ] {
+        if registry.push_blob(d, &b).await? {
+            sent += 1;
+        } else {
+            skipped += 1;
+        }
+    }
+    let annotations = json!({
+        "dev.sigstore.bundle.content": "dsse-envelope",
+        "dev.sigstore.bundle.predicateType": PREDICATE_TYPE,
+    });
+    let referrer = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": IMAGE_MANIFEST,
+        "artifactType": BUNDLE_MEDIA_TYPE_V03,
+        "config": {"mediaType": EMPTY_MEDIA_TYPE, "digest": empty_digest, "size": EMPTY.len()},
+        "layers": [{"mediaType": BUNDLE_MEDIA_TYPE_V03, "digest": bundle_digest, "size": bundle.len()}],
+        "subject": {"mediaType": IMAGE_MANIFEST, "digest": digest, "size": model_manifest.len()},
+        "annotations": annotations,
+    }))
+    .unwrap_or_default();
+    let signature_digest = sha256(&referrer);
+    let pinned = registry.reference.pinned(&signature_digest);
+    registry
+        .push_manifest(pinned.as_client_ref(), &referrer, IMAGE_MANIFEST)
+        .await?;
+    registry
+        .add_to_referrers_tag(&digest, &signature_digest, referrer.len(), &annotations)
+        .await?;
+    Ok(Pushed {
+        digest,
+        signature_digest,
+        sent,
+        skipped,
+    })
+}
+
+/// `sha256:<hex>` of `bytes`.
+pub fn sha256(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
+}
+
+/// A blob to send: a file of the model (streamed), or bytes in memory.
+pub enum Blob {
+    /// A file and its size.
+    File(std::path::PathBuf, u64),
+    /// Small content (a config, a manifest, a bundle).
+    Bytes(Vec<u8>),
+}
+
+impl Registry {
+    /// Sends `blob` as `digest` unless the registry already has it; whether
+    /// it was sent. The registry checks the digest of what it receives, so a
+    /// file changed since it was hashed fails the push.
+    pub async fn push_blob(&self, digest: &str, blob: &Blob) -> Result<bool, OciError> {
+        let reference = self.reference.as_client_ref();
+        let exists = self
+            .client
+            .blob_exists(reference, digest)
+            .await
+            .map_err(|e| self.registry_error(&format!("check blob {digest} of"), &e))?;
+        if exists {
+            return Ok(false);
+        }
+        let result = match blob {
+            Blob::Bytes(bytes) => {
+                self.client
+                    .push_blob(reference, bytes.clone(), digest)
+                    .await
+            }
+            Blob::File(path, size) => {
+                let file = tokio::fs::File::open(path)
+                    .await
+                    .map_err(|e| OciError::Usage(format!("cannot read {}: {e}", path.display())))?;
+                let chunks = stream::unfold(Some(file), |file| async move {
+                    let mut file = file?;
+                    let mut buf = vec![0u8; 4 << 20];
+                    match file.read(&mut buf).await {
+                        Ok(0) => None,
+                        Ok(n) => {
+                            buf.truncate(n);
+                            Some((Ok(Bytes::from(buf)), Some(file)))
+                        }
+                        Err(e) => Some((Err(e.into()), None)),
+                    }
+                });
+                self.client
+                    .push_blob_stream(reference, chunks, digest, Some(*size))
+                    .await
+            }
+        };
+        result
+            .map(|_| true)
+            .map_err(|e| self.registry_error(&format!("push blob {digest} to"), &e))
+    }
+
+    /// Puts a manifest at `reference` (a tag or its digest).
+    pub async fn push_manifest(
+        &self,
+        reference: &oci_client::Reference,
+        body: &[u8],
+        media_type: &'static str,
+    ) -> Result<(), OciError> {
+        self.client
+            .push_manifest_raw(
+                reference,
+                body.to_vec(),
+                reqwest::header::HeaderValue::from_static(media_type),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| self.registry_error("push a manifest to", &e))
+    }
+
+    /// Adds a referrer to the referrers tag schema's index for `subject`
+    /// (`sha256-<hex>`), creating it when the registry has none.
+    async fn add_to_referrers_tag(
+        &self,
+        subject: &str,
+        referrer: &str,
+        size: usize,
+        annotations: &Value,
+    ) -> Result<(), OciError> {
+        let tag = subject.replace(':', "-");
+        let at_tag = oci_client::Reference::with_tag(
+            self.reference.registry().to_string(),
+            self.reference.repository().to_string(),
+            tag,
+        );
+        let mut index = match self
+            .client
+            .pull_manifest_raw(&at_tag, &self.auth(), &[IMAGE_INDEX])
+            .await
+        {
+            Ok((bytes, _)) => serde_json::from_slice::<Value>(&bytes).unwrap_or_else(|_| json!({})),
+            Err(_) => json!({}),
+        };
+        let entry = json!({
+            "mediaType": IMAGE_MANIFEST,
+            "digest": referrer,
+            "size": size,
+            "artifactType": BUNDLE_MEDIA_TYPE_V03,
+            "annotations": annotations,
+        });
+        let mut manifests: Vec<Value> = index["manifests"].as_array().cloned().unwrap_or_default();
+        manifests.retain(|m| m["digest"] != referrer);
+        manifests.push(entry);
+        index = json!({"schemaVersion": 2, "mediaType": IMAGE_INDEX, "manifests": manifests});
+        let body = serde_json::to_vec(&index).unwrap_or_default();
+        self.push_manifest(&at_tag, &body, IMAGE_INDEX).await
+    }
+}
