@@ -437,3 +437,108 @@ fn the_registry_going_away_mid_pull_leaves_nothing() {
     );
     nothing_left(&dest);
 }
+
+#[test]
+fn the_policy_selects_by_repository_requires_digests_and_limits_registries() {
+    let reg = Registry::start(Mode::Plain);
+    oras_push(&reg, &repo(TINY), "models/tiny:v1");
+    let work = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        repo("fixtures/keys/test-signer.pub.pem"),
+        work.path().join("k.pub"),
+    )
+    .unwrap();
+    let policy = |body: &str| {
+        let path = work.path().join("policy.yaml");
+        std::fs::write(
+            &path,
+            format!("apiVersion: modelgate.dev/v1alpha1\nkind: ModelPolicy\nmetadata:\n  name: registry\nspec:\n{body}"),
+        )
+        .unwrap();
+        path
+    };
+    let rule = |matcher: &str, extra: &str| {
+        format!(
+            "  models:\n    - name: from-registry\n      match:\n        {matcher}\n      authorities:\n        - name: k\n          key:\n            path: k.pub\n{extra}"
+        )
+    };
+    let run = |policy: &Path, reference: &str, dest: &str| {
+        let mut args: Vec<OsString> = vec![
+            "pull".into(),
+            reference.into(),
+            work.path().join(dest).into(),
+            "--signature".into(),
+            repo("fixtures/tiny-model.sig").into(),
+            "--policy".into(),
+            policy.into(),
+        ];
+        args.extend(reg.flags().into_iter().map(OsString::from));
+        modelgate(args)
+    };
+    let tag = reg.reference("models/tiny:v1");
+    // match.repositories selects the rule for a registry model.
+    let by_repo = policy(&rule(
+        &format!("repositories: [\"{}/models/*\"]", reg.host),
+        "",
+    ));
+    run(&by_repo, &tag, "a")
+        .expect_code(0)
+        .expect_stderr("rule=from-registry");
+    let elsewhere = policy(&rule("repositories: [\"registry.example.com/*\"]", ""));
+    run(&elsewhere, &tag, "b")
+        .expect_code(1)
+        .expect_stderr("no rule of policy registry matches model \"tiny\"");
+    nothing_left(&work.path().join("b"));
+    // requireDigest: a tag is refused before any request.
+    let pinned = policy(&rule(
+        &format!("repositories: [\"{}/models/*\"]", reg.host),
+        "      requireDigest: true\n",
+    ));
+    let requests = || {
+        reg.log()
+            .lines()
+            .filter(|l| l.contains("/v2/models/tiny"))
+            .count()
+    };
+    let before = requests();
+    run(&pinned, &tag, "c")
+        .expect_code(1)
+        .expect_stderr("the policy rule from-registry requires a digest reference");
+    assert_eq!(before, requests(), "the registry saw a request");
+    nothing_left(&work.path().join("c"));
+    let measurement = work.path().join("m.json");
+    modelgate([
+        OsString::from("pull"),
+        tag.clone().into(),
+        work.path().join("d").into(),
+        "--signature".into(),
+        repo("fixtures/tiny-model.sig").into(),
+        "--key".into(),
+        repo("fixtures/keys/test-signer.pub.pem").into(),
+        "--insecure-registry".into(),
+        reg.host.clone().into(),
+        "--measurement".into(),
+        measurement.clone().into(),
+    ])
+    .expect_code(0);
+    let doc: Value = serde_json::from_slice(&std::fs::read(&measurement).unwrap()).unwrap();
+    let digest = doc["source"]["digest"].as_str().unwrap().to_string();
+    run(
+        &pinned,
+        &format!("oci://{}/models/tiny@{digest}", reg.host),
+        "e",
+    )
+    .expect_code(0);
+    // spec.allowedRegistries: another registry is refused before any request.
+    let limited = policy(&format!(
+        "  allowedRegistries: [\"registry.example.com\"]\n{}",
+        rule("names: [\"*\"]", "")
+    ));
+    let before = requests();
+    run(&limited, &tag, "f")
+        .expect_code(1)
+        .expect_stderr("is not allowed (allowed: registry.example.com)")
+        .expect_stderr("spec.allowedRegistries");
+    assert_eq!(before, requests(), "the registry saw a request");
+    nothing_left(&work.path().join("f"));
+}

@@ -110,6 +110,11 @@ fn pull_and_verify(
         Ok(r) => r,
         Err(e) => return fail(EXIT_ERROR, e.to_string(), None),
     };
+    match before_any_request(&model_ref, checks) {
+        Ok(()) => {}
+        Err(Refusal::Unusable(why)) => return fail(EXIT_ERROR, why, None),
+        Err(Refusal::Policy(why)) => return fail(EXIT_REJECTED, why, None),
+    }
     let parent = match destination {
         Some(dest) => match prepare_destination(dest) {
             Ok(parent) => parent,
@@ -228,6 +233,41 @@ fn pull_and_verify(
     }
     info!(model = %model_ref, destination = %dest.display(), "in place");
     EXIT_OK
+}
+
+enum Refusal {
+    Unusable(String),
+    Policy(String),
+}
+
+/// What the policy says about a registry reference before anything is
+/// fetched: `spec.allowedRegistries`, and a rule's `requireDigest`.
+fn before_any_request(model_ref: &ModelRef, checks: &CheckArgs) -> Result<(), Refusal> {
+    let policy = load_policy(checks).map_err(|e| Refusal::Unusable(e.to_string()))?;
+    model_ref
+        .check_allowed(&policy.allowed_registries)
+        .map_err(|e| {
+            Refusal::Policy(format!(
+                "{e} (policy {}, spec.allowedRegistries)",
+                policy.name
+            ))
+        })?;
+    let name = checks.model_name.clone().unwrap_or_else(|| {
+        model_ref
+            .repository()
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    });
+    if let Ok(rule) = policy.select(&name, Some(&model_ref.name()))
+        && rule.require_digest
+    {
+        model_ref
+            .check_digest_required(&rule.name)
+            .map_err(|e| Refusal::Policy(e.to_string()))?;
+    }
+    Ok(())
 }
 
 /// A new private folder in `parent`, removed when dropped.

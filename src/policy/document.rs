@@ -32,6 +32,8 @@ struct Metadata {
 struct Spec {
     #[serde(default)]
     mode: Mode,
+    #[serde(default)]
+    allowed_registries: Vec<String>,
     models: Vec<RuleDoc>,
 }
 
@@ -51,6 +53,8 @@ struct RuleDoc {
     mode: Option<Mode>,
     #[serde(default)]
     allow_legacy_format: bool,
+    #[serde(default)]
+    require_digest: bool,
 }
 
 #[derive(Deserialize)]
@@ -144,7 +148,11 @@ impl Doc {
         } else {
             self.metadata.name
         };
-        Ok(Policy { name, rules })
+        Ok(Policy {
+            name,
+            rules,
+            allowed_registries: self.spec.allowed_registries,
+        })
     }
 }
 
@@ -201,6 +209,7 @@ impl RuleDoc {
             allow_unsigned_files: self.allow_unsigned_files,
             mode: self.mode.unwrap_or(default_mode),
             allow_legacy_format: self.allow_legacy_format,
+            require_digest: self.require_digest,
         })
     }
 }

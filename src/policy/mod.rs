@@ -53,6 +53,9 @@ pub struct Policy {
     pub name: String,
     /// Rules in document order; the first that matches a model applies.
     pub rules: Vec<Rule>,
+    /// Registries models may be pulled from (`spec.allowedRegistries`,
+    /// exact `host:port`); empty: any.
+    pub allowed_registries: Vec<String>,
 }
 
 /// What one group of models requires.
@@ -77,6 +80,8 @@ pub struct Rule {
     /// Accept signatures in model_signing 0.2's pre-1.0 format (for a
     /// migration window; never implied).
     pub allow_legacy_format: bool,
+    /// Refuse a registry reference by tag: only `@sha256:` references.
+    pub require_digest: bool,
 }
 
 /// One accepted signer: a name and its trust material.
@@ -106,10 +111,12 @@ impl Policy {
             allow_unsigned_files: false,
             mode: Mode::Enforce,
             allow_legacy_format: false,
+            require_digest: false,
         };
         Self {
             name: "command-line".into(),
             rules: vec![rule],
+            allowed_registries: Vec::new(),
         }
     }
 
@@ -200,6 +207,9 @@ impl Policy {
                     "    pinned root digest: sha256:{}\n",
                     hex::encode(d)
                 ));
+            }
+            if r.require_digest {
+                out.push_str("    registry references: by digest only (a tag is refused)\n");
             }
             if r.allow_legacy_format {
                 out.push_str("    pre-1.0 signatures (model_signing 0.2): ACCEPTED, for a migration window\n");
