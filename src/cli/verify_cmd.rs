@@ -18,7 +18,7 @@ use crate::oms::manifest::Format;
 use crate::policy::{Mode, Policy};
 use crate::trust::sigstore::Keyless;
 use crate::trust::{PublicKey, TrustedMaterial};
-use crate::verify::{self, Evidence, Problem, Rejection, Request};
+use crate::verify::{self, Evidence, KnownDigests, Problem, Rejection, Request};
 
 /// Where the model under verification is, and how to name it.
 struct Subject {
@@ -29,6 +29,8 @@ struct Subject {
     files: PathBuf,
     /// Where it came from, for a model pulled from a registry.
     source: Option<Source>,
+    /// File digests proven while pulling, not hashed again.
+    known: KnownDigests,
 }
 
 /// Verifies a model given as a path or an `oci://` reference.
@@ -55,6 +57,7 @@ pub(super) fn verify_cmd(args: &VerifyArgs, workers: usize, progress: &Progress)
         shown: path.clone(),
         files: path,
         source: None,
+        known: KnownDigests::new(),
     };
     check(
         &subject,
@@ -208,6 +211,7 @@ fn pull_and_verify(
         shown: destination.map_or_else(|| shown.clone(), Path::to_path_buf),
         files: staging.path().to_path_buf(),
         source: Some(source),
+        known: pulled.known.clone(),
     };
     let code = check(&subject, checks, &signatures, workers, progress);
     let Some(dest) = destination else {
@@ -400,6 +404,7 @@ fn check(
         ignore_unsigned_files: args.ignore_unsigned_files,
         workers,
         progress: &progress_fn,
+        known_sha256: &subject.known,
     };
     let result = verify::verify(&request);
     progress.finish();

@@ -40,6 +40,8 @@ pub struct Pulled {
     pub credential: String,
     /// Signatures found in the registry (when asked to look).
     pub discovered: Vec<discover::Discovered>,
+    /// The SHA-256 of every raw file, proven on the way in.
+    pub known: crate::verify::KnownDigests,
 }
 
 /// Pulls the model at `reference` into `dir` (an empty folder), within
@@ -63,7 +65,7 @@ pub fn pull_into(
         } else {
             Vec::new()
         };
-        pull::download(&registry, &artifact, dir, pull).await?;
+        let known = pull::download(&registry, &artifact, dir, pull).await?;
         Ok(Pulled {
             reference: reference.clone(),
             digest: manifest.digest,
@@ -71,6 +73,7 @@ pub fn pull_into(
             artifact,
             credential: registry.describe_credential(),
             discovered,
+            known,
         })
     };
     run(reference, "pull", timeout, work)

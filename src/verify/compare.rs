@@ -7,7 +7,7 @@ use subtle::ConstantTimeEq;
 
 use super::Problem;
 use crate::model::resources::{self, HashTask};
-use crate::model::{EntryKind, IgnoreRules, Method, ModelRoot, ResourceKey};
+use crate::model::{EntryKind, HashAlgorithm, IgnoreRules, Method, ModelRoot, ResourceKey};
 use crate::oms::manifest::Manifest;
 
 /// How to compare.
@@ -18,7 +18,15 @@ pub struct Options<'a> {
     pub workers: usize,
     /// Called with the number of bytes hashed.
     pub progress: &'a (dyn Fn(u64) + Sync),
+    /// SHA-256 digests of whole files already proven from the exact bytes
+    /// written (a pull checks each raw layer's digest on the way in): for a
+    /// `files`/`sha256` manifest they are compared instead of hashing the
+    /// file a second time.
+    pub known_sha256: &'a KnownDigests,
 }
+
+/// Model-relative path -> SHA-256 of the file's content and its size.
+pub type KnownDigests = BTreeMap<String, ([u8; 32], u64)>;
 
 /// Compares the model on disk with the manifest. Returns every problem and
 /// the unsigned files tolerated by `--ignore-unsigned-files`.
@@ -109,7 +117,22 @@ pub fn compare(
                 continue;
             }
         }
+        let proven = req
+            .known_sha256
+            .get(&entry.name)
+            .filter(|(_, known_size)| *known_size == size)
+            .filter(|_| serialization.hash == HashAlgorithm::Sha256);
         for (key, digest) in signed {
+            if let (Some((known, _)), None) = (proven, key.range) {
+                if !bool::from(known.as_slice().ct_eq(digest)) {
+                    problems.push(Problem::Modified {
+                        path: key.name(),
+                        expected: hex::encode(digest),
+                        actual: hex::encode(known),
+                    });
+                }
+                continue;
+            }
             tasks.push(HashTask::new((*key).clone(), size));
             wanted.push(digest);
         }

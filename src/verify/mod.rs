@@ -10,6 +10,7 @@
 pub mod artifact;
 pub mod authenticate;
 mod compare;
+pub use compare::KnownDigests;
 mod problem;
 pub mod tlog;
 
@@ -43,6 +44,8 @@ pub struct Request<'a> {
     pub workers: usize,
     /// Called with the number of bytes hashed, for a progress bar.
     pub progress: &'a (dyn Fn(u64) + Sync),
+    /// Whole-file SHA-256 digests already proven (by a pull), not hashed again.
+    pub known_sha256: &'a KnownDigests,
 }
 
 /// A signature file and the hash of its bytes.
@@ -221,6 +224,7 @@ fn check_model(
         ignore_unsigned_files: req.ignore_unsigned_files || req.rule.allow_unsigned_files,
         workers: req.workers,
         progress: req.progress,
+        known_sha256: req.known_sha256,
     };
     let (found, unsigned) = compare::compare(&options, &root, &rules, manifest);
     problems.extend(found);
