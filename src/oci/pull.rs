@@ -169,7 +169,14 @@ async fn fetch_layer(
             }
         }
     }
+    // On disk before the folder is renamed into place: a crash never leaves
+    // a torn file under a name that looks verified. (Measured: no cost the
+    // benchmark can see; the data is written once either way.)
     file.flush()
+        .await
+        .map_err(|e| OciError::Registry(format!("cannot write {path}: {e}")))?;
+    file.get_ref()
+        .sync_all()
         .await
         .map_err(|e| OciError::Registry(format!("cannot write {path}: {e}")))?;
     let digest = format!("sha256:{}", hex::encode(hasher.finalize()));
