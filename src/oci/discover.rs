@@ -19,6 +19,11 @@ const BUNDLE_TYPES: [&str; 2] = [
     "application/vnd.dev.sigstore.bundle+json;version=0.3",
 ];
 
+/// Signature candidates taken at most: a registry that lists thousands
+/// cannot make the pull fetch and verify thousands (the rest are left; a
+/// model needs only its signers' few).
+pub const MAX_CANDIDATES: usize = 16;
+
 /// A signature found in the registry.
 #[derive(Clone, Debug)]
 pub struct Discovered {
@@ -61,6 +66,9 @@ pub async fn signatures(registry: &Registry, subject: &str) -> Result<Vec<Discov
         if !is_bundle || !super::layout::is_sha256_digest(&entry.digest) {
             continue;
         }
+        if found.len() >= MAX_CANDIDATES {
+            break;
+        }
         let at = registry.reference.pinned(&entry.digest);
         found.extend(bundles_of(registry, &at, "referrers").await?);
     }
@@ -82,6 +90,7 @@ pub async fn signatures(registry: &Registry, subject: &str) -> Result<Vec<Discov
         let pinned = registry.reference.pinned(&digest);
         found.extend(bundles_in(registry, &pinned, &bytes, "cosign-tag").await?);
     }
+    found.truncate(MAX_CANDIDATES);
     Ok(found)
 }
 
