@@ -167,3 +167,83 @@ fn a_model_without_a_signature_in_the_registry_is_rejected() {
         .expect_code(2)
         .expect_stderr("--signature is required for a model on disk");
 }
+
+#[test]
+fn a_model_in_the_registry_is_signed_without_downloading_it() {
+    let reg = Registry::start(Mode::Plain);
+    oras_push(&reg, &repo(TINY), "models/tiny:v1");
+    let work = tempfile::tempdir().unwrap();
+    let keys = keypair("P-384");
+    let reference = reg.reference("models/tiny:v1");
+    let sig = work.path().join("remote.sig");
+    let mut args: Vec<OsString> = vec![
+        "attest".into(),
+        reference.clone().into(),
+        "--key".into(),
+        keys.private.clone().into(),
+        "--signature".into(),
+        sig.clone().into(),
+    ];
+    args.extend(reg.flags().into_iter().map(OsString::from));
+    let before = reg.log().lines().filter(|l| l.contains("/blobs/")).count();
+    modelgate(args)
+        .expect_code(0)
+        .expect_stderr("signing from the registry's manifest, without downloading");
+    let after = reg.log().lines().filter(|l| l.contains("/blobs/")).count();
+    assert_eq!(before, after, "attest oci:// fetched a blob");
+    // The same root digest as the folder, from the manifest alone.
+    let mut digest_args: Vec<OsString> = vec!["digest".into(), reference.clone().into()];
+    digest_args.extend(reg.flags().into_iter().map(OsString::from));
+    let remote = modelgate(digest_args);
+    remote.expect_code(0);
+    let local = modelgate(["digest", repo(TINY).to_str().unwrap()]);
+    assert_eq!(remote.stdout, local.stdout);
+    // The signature verifies the pulled folder, with modelgate and the reference.
+    let dest = work.path().join("model");
+    let mut pull_args: Vec<OsString> = vec![
+        "pull".into(),
+        reference.clone().into(),
+        dest.clone().into(),
+        "--signature".into(),
+        sig.clone().into(),
+        "--key".into(),
+        keys.public.clone().into(),
+    ];
+    pull_args.extend(reg.flags().into_iter().map(OsString::from));
+    modelgate(pull_args).expect_code(0);
+    reference_cli([
+        OsString::from("verify"),
+        "key".into(),
+        "--signature".into(),
+        sig.into(),
+        "--public_key".into(),
+        keys.public.clone().into(),
+        dest.into(),
+    ])
+    .expect_code(0);
+    // An artifact with a tar layer cannot be signed this way.
+    let blob = work.path().join("folder.tar.gz");
+    std::fs::write(&blob, b"not really a tar").unwrap();
+    push_spec(
+        &reg,
+        "models/tarred",
+        "v1",
+        &serde_json::json!({
+            "config": {"mediaType": "application/vnd.kitops.modelkit.config.v1+json", "content": "{}"},
+            "layers": [{"mediaType": "application/vnd.kitops.modelkit.model.v1.tar+gzip", "file": blob}],
+        }),
+    );
+    let mut args: Vec<OsString> = vec![
+        "attest".into(),
+        reg.reference("models/tarred:v1").into(),
+        "--key".into(),
+        keys.private.clone().into(),
+        "--signature".into(),
+        work.path().join("never.sig").into(),
+    ];
+    args.extend(reg.flags().into_iter().map(OsString::from));
+    modelgate(args)
+        .expect_code(2)
+        .expect_stderr("is a tar archive, so the manifest does not give its files' digests; pull the model and attest the folder");
+    assert!(!work.path().join("never.sig").exists());
+}

@@ -195,8 +195,10 @@ pub struct SignerArgs {
 /// `modelgate attest`.
 #[derive(Debug, Args)]
 pub struct AttestArgs {
-    /// The model folder, or a single model file.
-    pub model: PathBuf,
+    /// The model folder, a single model file, or oci://REGISTRY/REPOSITORY:TAG
+    /// (signed from its manifest without downloading, when every layer is a
+    /// raw file).
+    pub model: String,
     /// The signer.
     #[command(flatten)]
     pub signer: SignerArgs,
@@ -206,6 +208,9 @@ pub struct AttestArgs {
     /// Hashing options.
     #[command(flatten)]
     pub hashing: HashArgs,
+    /// Registry options, for an oci:// model.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 /// Which trust flags `verify` takes together, as printed by `verify --help`.
@@ -386,9 +391,13 @@ pub struct CheckArgs {
 /// `modelgate digest`.
 #[derive(Debug, Args)]
 pub struct DigestArgs {
-    /// The model folder, or a single model file.
-    pub model: PathBuf,
+    /// The model folder, a single model file, or oci://REGISTRY/REPOSITORY:TAG
+    /// (from its manifest, when every layer is a raw file).
+    pub model: String,
     /// Hashing options.
     #[command(flatten)]
     pub hashing: HashArgs,
+    /// Registry options, for an oci:// model.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }

@@ -68,17 +68,26 @@ fn report(result: Result<(), Error>) -> i32 {
 fn attest_cmd(args: &AttestArgs, workers: usize, progress: &Progress) -> Result<(), Error> {
     let (key, chain) = load_signer(&args.signer)?;
     let progress_fn = |n| progress.inc(n);
-    let mut opts = hash_options(&args.model, &args.hashing, workers, &progress_fn)?;
-    opts.ignore_paths
-        .extend(paths::relative_inside(&args.model, &args.signature));
-    let manifest = sign::hash_model(&opts)?;
+    let manifest = match remote_model(&args.model, &args.hashing, &args.registry)? {
+        Some((manifest, digest)) => {
+            info!(model = %args.model, digest = %digest, "signing from the registry's manifest, without downloading");
+            manifest
+        }
+        None => {
+            let model = Path::new(&args.model);
+            let mut opts = hash_options(model, &args.hashing, workers, &progress_fn)?;
+            opts.ignore_paths
+                .extend(paths::relative_inside(model, &args.signature));
+            sign::hash_model(&opts)?
+        }
+    };
     let bundle = sign::sign(&manifest, &key, chain.as_deref())?;
     write_atomic(&args.signature, &bundle, 0o644).map_err(|source| Error::Write {
         path: args.signature.clone(),
         source,
     })?;
     info!(
-        model = %args.model.display(),
+        model = %args.model,
         signature = %args.signature.display(),
         root_digest = %format!("sha256:{}", hex::encode(manifest.root_digest)),
         resources = manifest.resources.len(),
@@ -86,6 +95,32 @@ fn attest_cmd(args: &AttestArgs, workers: usize, progress: &Progress) -> Result<
         "signed"
     );
     Ok(())
+}
+
+/// For an `oci://` model, its `files`/`sha256` manifest from the registry's
+/// manifest (no blob downloaded) and the OCI digest; `None` for a path.
+fn remote_model(
+    model: &str,
+    hashing: &HashArgs,
+    registry: &RegistryArgs,
+) -> Result<Option<(crate::oms::manifest::Manifest, String)>, Error> {
+    if !oci::ModelRef::is_oci(model) {
+        return Ok(None);
+    }
+    if hashing.hash != "sha256"
+        || hashing.shard_size.is_some()
+        || hashing.allow_symlinks
+        || !hashing.ignore_paths.is_empty()
+    {
+        return Err(Error::Usage(
+            "an oci:// model is signed by file with sha256 (its layer digests): drop --hash, --shard-size, --allow-symlinks and --ignore-paths".into(),
+        ));
+    }
+    let reference = oci::ModelRef::parse(model).map_err(|e| Error::Usage(e.to_string()))?;
+    let timeout = registry.timeout.map(std::time::Duration::from_secs);
+    oci::remote_manifest(&reference, &registry.options(), timeout)
+        .map(Some)
+        .map_err(|e| Error::Usage(e.to_string()))
 }
 
 /// The private key, and for the certificate method the signing certificate
@@ -174,8 +209,13 @@ fn push_cmd(args: &PushArgs, workers: usize, progress: &Progress) -> Result<(), 
 /// Prints the root digest a signer would put in the statement's subject.
 fn digest_cmd(args: &DigestArgs, workers: usize, progress: &Progress) -> Result<(), Error> {
     let progress_fn = |n| progress.inc(n);
-    let opts = hash_options(&args.model, &args.hashing, workers, &progress_fn)?;
-    let manifest = sign::hash_model(&opts)?;
+    let manifest = match remote_model(&args.model, &args.hashing, &args.registry)? {
+        Some((manifest, _)) => manifest,
+        None => {
+            let opts = hash_options(Path::new(&args.model), &args.hashing, workers, &progress_fn)?;
+            sign::hash_model(&opts)?
+        }
+    };
     progress.finish();
     println!("sha256:{}", hex::encode(manifest.root_digest));
     Ok(())

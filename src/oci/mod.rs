@@ -15,6 +15,7 @@ pub mod pull;
 pub mod push;
 pub mod reference;
 pub mod registry;
+pub mod remote;
 pub mod untar;
 
 use std::path::Path;
@@ -94,6 +95,21 @@ pub fn push_model(
         push::push(&registry, dir, manifest, bundle).await
     };
     run(reference, "push", timeout, work)
+}
+
+/// The `files`/`sha256` manifest of the model at `reference`, built from its
+/// OCI manifest without downloading a blob (see [`remote`]), and the OCI
+/// manifest's digest.
+pub fn remote_manifest(
+    reference: &ModelRef,
+    opts: &RegistryOptions,
+    timeout: Option<Duration>,
+) -> Result<(crate::oms::manifest::Manifest, String), OciError> {
+    let work = async {
+        let registry = Registry::connect(reference, opts)?;
+        remote::model_manifest(&registry).await
+    };
+    run(reference, "manifest fetch", timeout, work)
 }
 
 /// Runs `work` on a small runtime, within `timeout` when one is given.
