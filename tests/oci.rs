@@ -542,3 +542,45 @@ fn the_policy_selects_by_repository_requires_digests_and_limits_registries() {
     assert_eq!(before, requests(), "the registry saw a request");
     nothing_left(&work.path().join("f"));
 }
+
+#[test]
+fn an_image_index_resolves_to_the_platform() {
+    let reg = Registry::start(Mode::Plain);
+    oras_push(&reg, &repo(TINY), "models/tiny:v1");
+    // An index at tag "multi" naming that manifest for linux/amd64 and
+    // linux/arm64.
+    run_ok(
+        std::process::Command::new(venv().join("bin/python"))
+            .args([
+                "-c",
+                r#"
+import hashlib, json, requests, sys
+base = f"http://{sys.argv[1]}/v2/models/tiny/manifests/"
+mt = "application/vnd.oci.image.manifest.v1+json"
+body = requests.get(base + "v1", headers={"Accept": mt}).content
+entry = lambda arch: {"mediaType": mt, "digest": "sha256:" + hashlib.sha256(body).hexdigest(),
+                      "size": len(body), "platform": {"os": "linux", "architecture": arch}}
+index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+         "manifests": [entry("amd64"), entry("arm64")]}
+r = requests.put(base + "multi", data=json.dumps(index),
+                 headers={"Content-Type": "application/vnd.oci.image.index.v1+json"})
+assert r.status_code == 201, r.text
+"#,
+            ])
+            .arg(&reg.host),
+    );
+    let work = tempfile::tempdir().unwrap();
+    let multi = reg.reference("models/tiny:multi");
+    for platform in ["linux/amd64", "linux/arm64"] {
+        let dest = work.path().join(platform.replace('/', "-"));
+        pull(&reg, &multi, &dest, &["--platform", platform]).expect_code(0);
+        same_files(&repo(TINY), &dest);
+    }
+    let dest = work.path().join("s390x");
+    pull(&reg, &multi, &dest, &["--platform", "linux/s390x"])
+        .expect_code(1)
+        .expect_stderr(
+            "the image index has no manifest for platform linux/s390x; pick one with --platform",
+        );
+    nothing_left(&dest);
+}

@@ -59,9 +59,11 @@ pub(super) fn verify_cmd(args: &VerifyArgs, workers: usize, progress: &Progress)
         source: None,
         known: KnownDigests::new(),
     };
+    let policy = load_policy(&args.check);
     check(
         &subject,
         &args.check,
+        policy,
         &args.check.signature,
         workers,
         progress,
@@ -113,10 +115,14 @@ fn pull_and_verify(
         Ok(r) => r,
         Err(e) => return fail(EXIT_ERROR, e.to_string(), None),
     };
-    match before_any_request(&model_ref, checks) {
-        Ok(()) => {}
-        Err(Refusal::Unusable(why)) => return fail(EXIT_ERROR, why, None),
-        Err(Refusal::Policy(why)) => return fail(EXIT_REJECTED, why, None),
+    // The policy is read once: it decides before any request, and then
+    // verifies what was pulled.
+    let policy = match load_policy(checks) {
+        Ok(p) => p,
+        Err(e) => return fail(EXIT_ERROR, e.to_string(), None),
+    };
+    if let Err(why) = before_any_request(&model_ref, checks, &policy) {
+        return fail(EXIT_REJECTED, why, None);
     }
     let parent = match destination {
         Some(dest) => match prepare_destination(dest) {
@@ -162,6 +168,7 @@ fn pull_and_verify(
     let mut source = Source {
         reference: model_ref.to_string(),
         repository: model_ref.name(),
+        name: model_ref.model_name().to_string(),
         digest: pulled.digest.clone(),
         layout: pulled.layout.name(),
         found: Vec::new(),
@@ -213,7 +220,7 @@ fn pull_and_verify(
         source: Some(source),
         known: pulled.known.clone(),
     };
-    let code = check(&subject, checks, &signatures, workers, progress);
+    let code = check(&subject, checks, Ok(policy), &signatures, workers, progress);
     let Some(dest) = destination else {
         return code;
     };
@@ -239,37 +246,26 @@ fn pull_and_verify(
     EXIT_OK
 }
 
-enum Refusal {
-    Unusable(String),
-    Policy(String),
-}
-
 /// What the policy says about a registry reference before anything is
 /// fetched: `spec.allowedRegistries`, and a rule's `requireDigest`.
-fn before_any_request(model_ref: &ModelRef, checks: &CheckArgs) -> Result<(), Refusal> {
-    let policy = load_policy(checks).map_err(|e| Refusal::Unusable(e.to_string()))?;
+fn before_any_request(
+    model_ref: &ModelRef,
+    checks: &CheckArgs,
+    policy: &Policy,
+) -> Result<(), String> {
     model_ref
         .check_allowed(&policy.allowed_registries)
-        .map_err(|e| {
-            Refusal::Policy(format!(
-                "{e} (policy {}, spec.allowedRegistries)",
-                policy.name
-            ))
-        })?;
-    let name = checks.model_name.clone().unwrap_or_else(|| {
-        model_ref
-            .repository()
-            .rsplit('/')
-            .next()
-            .unwrap_or_default()
-            .to_string()
-    });
-    if let Ok(rule) = policy.select(&name, Some(&model_ref.name()))
+        .map_err(|e| format!("{e} (policy {}, spec.allowedRegistries)", policy.name))?;
+    let name = checks
+        .model_name
+        .as_deref()
+        .unwrap_or_else(|| model_ref.model_name());
+    if let Ok(rule) = policy.select(name, Some(&model_ref.name()))
         && rule.require_digest
     {
         model_ref
             .check_digest_required(&rule.name)
-            .map_err(|e| Refusal::Policy(e.to_string()))?;
+            .map_err(|e| e.to_string())?;
     }
     Ok(())
 }
@@ -324,6 +320,7 @@ fn prepare_destination(dest: &Path) -> Result<PathBuf, String> {
 struct Source {
     reference: String,
     repository: String,
+    name: String,
     digest: String,
     layout: &'static str,
     found: Vec<FoundOut>,
@@ -344,12 +341,13 @@ impl Source {
 fn check(
     subject: &Subject,
     args: &CheckArgs,
+    policy: Result<Policy, Error>,
     signatures: &[PathBuf],
     workers: usize,
     progress: &Progress,
 ) -> i32 {
     let ctx = Ctx { args, subject };
-    let prepared = load_policy(args).and_then(|policy| {
+    let prepared = policy.and_then(|policy| {
         let ignores = args
             .ignore_paths
             .iter()
@@ -369,12 +367,7 @@ fn check(
         .model_name
         .clone()
         .unwrap_or_else(|| match &subject.source {
-            Some(s) => s
-                .repository
-                .rsplit('/')
-                .next()
-                .unwrap_or_default()
-                .to_string(),
+            Some(s) => s.name.clone(),
             None => paths::display_name(&subject.files),
         });
     let repository = subject.source.as_ref().map(|s| s.repository.as_str());

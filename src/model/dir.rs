@@ -170,14 +170,7 @@ impl ModelRoot {
     /// The model's name as the reference signer records it: the last component
     /// of the path, or of its canonical form when the path ends in `.` or `..`.
     pub fn name(&self) -> String {
-        let last = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
-        last(&self.path)
-            .or_else(|| {
-                std::fs::canonicalize(&self.path)
-                    .ok()
-                    .and_then(|p| last(&p))
-            })
-            .unwrap_or_default()
+        super::paths::display_name(&self.path)
     }
 
     /// Lists every non-directory entry below the root that `ignore` does not

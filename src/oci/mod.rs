@@ -29,8 +29,6 @@ pub use registry::{OciError, Registry, RegistryOptions};
 /// What a pull fetched.
 #[derive(Clone, Debug)]
 pub struct Pulled {
-    /// The reference as given.
-    pub reference: ModelRef,
     /// The manifest's digest (`sha256:<hex>`): what a tag resolved to.
     pub digest: String,
     /// The layout read from the manifest.
@@ -68,7 +66,6 @@ pub fn pull_into(
         };
         let known = pull::download(&registry, &artifact, dir, pull).await?;
         Ok(Pulled {
-            reference: reference.clone(),
             digest: manifest.digest,
             layout: artifact.layout,
             artifact,

@@ -111,6 +111,12 @@ impl ModelRef {
         format!("{}/{}", self.registry(), self.repository())
     }
 
+    /// The model's name, as a folder pulled from it would be named: the
+    /// repository's last component (for policy `match.names` and signing).
+    pub fn model_name(&self) -> &str {
+        self.repository().rsplit('/').next().unwrap_or_default()
+    }
+
     /// The tag, if the reference has one.
     pub fn tag(&self) -> Option<&str> {
         self.inner.tag()

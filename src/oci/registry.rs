@@ -69,8 +69,6 @@ pub struct Registry {
 /// A manifest fetched and checked against its digest.
 #[derive(Clone, Debug)]
 pub struct FetchedManifest {
-    /// The reference pinned to the manifest's digest.
-    pub pinned: ModelRef,
     /// `sha256:<hex>` of the manifest bytes.
     pub digest: String,
     /// The manifest bytes.
@@ -190,7 +188,6 @@ impl Registry {
             )));
         }
         Ok(FetchedManifest {
-            pinned: self.reference.pinned(&digest),
             digest,
             bytes: bytes.to_vec(),
         })

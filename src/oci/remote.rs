@@ -7,7 +7,6 @@
 //! its files' digests are not in the manifest.
 
 use super::layout::{self, Unpack};
-use super::reference::ModelRef;
 use super::registry::{OciError, Registry};
 use crate::model::{HashAlgorithm, IgnoreRules, Method, ResourceKey, Serialization};
 use crate::oms::manifest::{DEFAULT_IGNORES, Manifest};
@@ -60,18 +59,7 @@ pub async fn model_manifest(registry: &Registry) -> Result<(Manifest, String), O
         ignore_paths: ignores.to_sorted_vec(),
     };
     Ok((
-        Manifest::new(model_name(reference), serialization, resources),
+        Manifest::new(reference.model_name().to_string(), serialization, resources),
         fetched.digest,
     ))
-}
-
-/// The name a signer records for a registry model: the repository's last
-/// component, as a folder pulled from it would be named.
-pub fn model_name(reference: &ModelRef) -> String {
-    reference
-        .repository()
-        .rsplit('/')
-        .next()
-        .unwrap_or_default()
-        .to_string()
 }

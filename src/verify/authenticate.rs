@@ -156,13 +156,25 @@ pub fn authenticate(
             by_sigstore(keyless, bundle_json, bundle, signed, allow_legacy).map(modern)
         }
         TrustedMaterial::Keys { keys, transparency } => {
-            let found = by_key(keys, bundle, &message, &signed.signature, allow_legacy)?;
-            match transparency {
-                None => Ok(found),
+            let (key, legacy_encoding) =
+                by_key(keys, bundle, &message, &signed.signature, allow_legacy)?;
+            // With a trusted root for the key, the bundle's log entries must
+            // verify against it, for this signature, key and statement.
+            let transparency = match transparency {
+                None => None,
                 Some(root) => {
-                    with_log_evidence(found, root, keys, bundle_json, signed, allow_legacy)
+                    let subject = subject_digest(&signed.payload, allow_legacy)?;
+                    Some(tlog::verify_key_evidence(root, bundle_json, key, &subject)?)
                 }
-            }
+            };
+            Ok(Authenticated {
+                signer: Signer::Key {
+                    key_fingerprint: key.fingerprint(),
+                    curve: key.curve(),
+                    transparency,
+                },
+                legacy_encoding,
+            })
         }
         TrustedMaterial::Certificates {
             anchors,
@@ -178,13 +190,15 @@ pub fn authenticate(
     }
 }
 
-fn by_key(
-    keys: &[PublicKey],
+/// The trusted key whose signature verifies, and whether it verified over
+/// the pre-1.0 encoding.
+fn by_key<'k>(
+    keys: &'k [PublicKey],
     bundle: &Bundle,
     message: &Message<'_>,
     signature: &[u8],
     allow_legacy: bool,
-) -> Result<Authenticated, String> {
+) -> Result<(&'k PublicKey, bool), String> {
     let hint = bundle
         .verification_material
         .public_key
@@ -197,14 +211,7 @@ fn by_key(
         })
     };
     if let Some(key) = candidates().find(|k| k.verify(message.pae, signature)) {
-        return Ok(Authenticated {
-            signer: Signer::Key {
-                key_fingerprint: key.fingerprint(),
-                curve: key.curve(),
-                transparency: None,
-            },
-            legacy_encoding: false,
-        });
+        return Ok((key, false));
     }
     // The reference's pre-1.0 path: the same key, the curve's hash, over
     // the legacy encoding.
@@ -215,14 +222,7 @@ fn by_key(
                 key.fingerprint()
             )));
         }
-        return Ok(Authenticated {
-            signer: Signer::Key {
-                key_fingerprint: key.fingerprint(),
-                curve: key.curve(),
-                transparency: None,
-            },
-            legacy_encoding: true,
-        });
+        return Ok((key, true));
     }
     Err({
         let given: Vec<String> = keys.iter().map(PublicKey::fingerprint).collect();
@@ -347,41 +347,6 @@ fn by_sigstore(
             .map(|der| hex::encode(crate::model::hashing::sha256(&der))),
         log: LogEvidence::from_result(&parsed, &result),
     }))
-}
-
-/// Adds the transparency-log evidence a key authority requires to a key
-/// signer: the bundle's log entries must verify against `root`, for this
-/// signature, key and statement.
-fn with_log_evidence(
-    found: Authenticated,
-    root: &sigstore_trust_root::TrustedRoot,
-    keys: &[PublicKey],
-    bundle_json: &[u8],
-    signed: &SignedPayload,
-    allow_legacy: bool,
-) -> Result<Authenticated, String> {
-    let Signer::Key {
-        key_fingerprint,
-        curve,
-        ..
-    } = found.signer
-    else {
-        return Ok(found);
-    };
-    let key = keys
-        .iter()
-        .find(|k| k.fingerprint() == key_fingerprint)
-        .ok_or_else(|| "the signing key is not among the trusted keys".to_string())?;
-    let subject = subject_digest(&signed.payload, allow_legacy)?;
-    let evidence = tlog::verify_key_evidence(root, bundle_json, key, &subject)?;
-    Ok(Authenticated {
-        signer: Signer::Key {
-            key_fingerprint,
-            curve,
-            transparency: Some(evidence),
-        },
-        legacy_encoding: found.legacy_encoding,
-    })
 }
 
 /// The statement's one sha256 subject digest, from the (not yet trusted)

@@ -48,13 +48,14 @@ impl Registry {
             let port = free_port();
             let host = format!("127.0.0.1:{port}");
             let config = write_config(dir.path(), &host, mode);
+            // Both streams go to the log: the access log is on stdout, the
+            // per-request lines on stderr; tests count requests in it.
+            let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
             let mut child = Command::new("docker-registry")
                 .arg("serve")
                 .arg(&config)
-                .stdout(Stdio::null())
-                .stderr(Stdio::from(
-                    std::fs::File::create(dir.path().join("registry.log")).unwrap(),
-                ))
+                .stdout(Stdio::from(log.try_clone().unwrap()))
+                .stderr(Stdio::from(log))
                 .spawn()
                 .expect("docker-registry runs (scripts/test.sh installs it)");
             if wait_for(&host, &mut child) {
@@ -338,7 +339,7 @@ pub fn push_spec(reg: &Registry, repo: &str, tag: &str, spec: &Value) -> String 
     std::fs::write(&path, serde_json::to_vec(spec).unwrap()).unwrap();
     let stdout = super::run_ok(
         std::process::Command::new(venv().join("bin/python"))
-            .arg(repo_path("tests/support/push_artifact.py"))
+            .arg(super::repo("tests/support/push_artifact.py"))
             .args(["--registry", &reg.host, "--repo", repo, "--tag", tag])
             .args(if reg.mode == Mode::Htpasswd {
                 vec!["--user", USER, "--password", PASSWORD]
@@ -348,10 +349,6 @@ pub fn push_spec(reg: &Registry, repo: &str, tag: &str, spec: &Value) -> String 
             .arg(&path),
     );
     stdout.trim().to_string()
-}
-
-pub fn repo_path(p: &str) -> PathBuf {
-    repo(p)
 }
 
 pub fn tiny_files() -> Vec<(String, PathBuf)> {
