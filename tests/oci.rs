@@ -121,10 +121,36 @@ fn a_tag_re_pushed_with_a_changed_file_is_rejected_and_nothing_is_kept() {
     oras_push(&reg, model.path(), "models/tiny:v1");
     let out = tempfile::tempdir().unwrap();
     let dest = out.path().join("model");
+    // The layer's digest is the file's: the change shows in the manifest,
+    // and nothing is downloaded.
     pull(&reg, &reg.reference("models/tiny:v1"), &dest, &[])
         .expect_code(1)
-        .expect_stderr("config.json: modified: expected digest");
+        .expect_stderr("config.json: the registry's manifest gives its blob digest sha256:")
+        .expect_stderr("rejected from the manifest, before any download");
     nothing_left(&dest);
+    assert!(
+        !reg.log().contains("GET /v2/models/tiny/blobs/"),
+        "a blob was downloaded"
+    );
+}
+
+/// `pull REF DEST --signature SIG --key test-signer <registry flags>`.
+fn pull_signed(reg: &Registry, reference: &str, dest: &Path, sig: &Path) -> Run {
+    let mut args = pull_args(reference, dest);
+    args[4] = sig.into();
+    args.extend(reg.flags().into_iter().map(OsString::from));
+    modelgate(args)
+}
+
+/// A signature by the test signer over a model of one file `name` with
+/// `content`'s bytes.
+fn signed_one_file(name: &str, content: &Path, dir: &Path) -> std::path::PathBuf {
+    let model = dir.join(format!("signed-{name}"));
+    std::fs::create_dir_all(&model).unwrap();
+    std::fs::copy(content, model.join(name)).unwrap();
+    let sig = dir.join(format!("{name}.sig"));
+    attest(&model, repo("fixtures/keys/test-signer.key.pem"), &sig);
+    sig
 }
 
 #[test]
@@ -222,12 +248,15 @@ fn hostile_layouts_are_refused_before_anything_is_written() {
             &json!({"config": {"mediaType": "application/vnd.unknown.config.v1+json", "content": "{}"}, "layers": layers}),
         );
         let dest = out.path().join(tag);
-        let run = pull(
-            &reg,
-            &reg.reference(&format!("models/hostile:{tag}")),
-            &dest,
-            &[],
-        );
+        let reference = reg.reference(&format!("models/hostile:{tag}"));
+        // A blob of the wrong size needs a signature that names it, else
+        // the manifest alone rejects it before any download.
+        let run = if tag == "shorter" {
+            let sig = signed_one_file("w", &weights, out.path());
+            pull_signed(&reg, &reference, &dest, &sig)
+        } else {
+            pull(&reg, &reference, &dest, &[])
+        };
         assert_eq!(run.code, 1, "{tag}:\n{}", run.stderr);
         run.expect_stderr(message);
         nothing_left(&dest);
@@ -392,9 +421,13 @@ fn the_registry_going_away_mid_pull_leaves_nothing() {
     drop(file);
     oras_push(&reg, model.path(), "models/big:v1");
     let out = tempfile::tempdir().unwrap();
+    let signatures = tempfile::tempdir().unwrap();
+    let sig = signed_one_file("big.bin", &big, signatures.path());
     let dest = out.path().join("model");
+    let mut args = pull_args(reg.reference("models/big:v1"), &dest);
+    args[4] = sig.into();
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_modelgate"))
-        .args(pull_args(reg.reference("models/big:v1"), &dest))
+        .args(args)
         .args(["--insecure-registry", &reg.host])
         .env("MODELGATE_LOG_FORMAT", "text")
         .stderr(std::process::Stdio::piped())

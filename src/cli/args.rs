@@ -316,6 +316,10 @@ pub struct RegistryArgs {
     /// the running one.
     #[arg(long, value_name = "OS/ARCH")]
     pub platform: Option<String>,
+    /// The model is this folder of a plain container image (KServe modelcars
+    /// and olot images keep it under /models); only its entries are unpacked.
+    #[arg(long, value_name = "/FOLDER")]
+    pub subpath: Option<String>,
     /// Give up on the pull after this many seconds.
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: Option<u64>,
@@ -333,6 +337,7 @@ impl RegistryArgs {
             allowed: self.allowed_registry.clone(),
             registry_config: self.registry_config.clone(),
             platform: self.platform.clone(),
+            subpath: self.subpath.clone(),
         }
     }
 }

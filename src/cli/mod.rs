@@ -11,7 +11,7 @@ mod verify_cmd;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use tracing::{error, info};
 
 use crate::io::ReadError;
@@ -107,6 +107,11 @@ fn remote_model(
     if !oci::ModelRef::is_oci(model) {
         return Ok(None);
     }
+    if registry.subpath.is_some() {
+        return Err(Error::Usage(
+            "--subpath names a folder inside a container image's tar layers, whose files' digests the manifest does not give; pull the model and attest the folder".into(),
+        ));
+    }
     if hashing.hash != "sha256"
         || hashing.shard_size.is_some()
         || hashing.allow_symlinks
@@ -152,6 +157,11 @@ fn load_signer(args: &SignerArgs) -> Result<(PrivateKey, Option<Vec<Certificate>
 fn push_cmd(args: &PushArgs, workers: usize, progress: &Progress) -> Result<(), Error> {
     let reference =
         oci::ModelRef::parse(&args.reference).map_err(|e| Error::Usage(e.to_string()))?;
+    if args.registry.subpath.is_some() {
+        return Err(Error::Usage(
+            "push writes a ModelPack artifact, not a container image: drop --subpath".into(),
+        ));
+    }
     let (key, chain) = load_signer(&args.signer)?;
     let progress_fn = |n| progress.inc(n);
     let hashing = HashArgs {
@@ -199,6 +209,7 @@ fn push_cmd(args: &PushArgs, workers: usize, progress: &Progress) -> Result<(), 
         signature = %reference.pinned(&pushed.signature_digest).canonical(),
         blobs_sent = pushed.sent,
         blobs_skipped = pushed.skipped,
+        referrers_api = pushed.referrers_api,
         root_digest = %format!("sha256:{}", hex::encode(manifest.root_digest)),
         "pushed"
     );
@@ -349,9 +360,12 @@ fn load_certificates(what: &'static str, paths: &[PathBuf]) -> Result<Vec<Certif
     Ok(out)
 }
 
-/// A byte counter on a terminal, nothing otherwise.
+/// A byte counter on a terminal, nothing otherwise; for a pull, a bar per
+/// blob (bytes, rate, time left) under it.
 struct Progress {
     bar: Option<ProgressBar>,
+    multi: Option<MultiProgress>,
+    blobs: std::sync::Mutex<Vec<ProgressBar>>,
 }
 
 impl Progress {
@@ -365,7 +379,11 @@ impl Progress {
             }
             bar
         });
-        Self { bar }
+        Self {
+            multi: bar.as_ref().map(|_| MultiProgress::new()),
+            bar,
+            blobs: std::sync::Mutex::new(Vec::new()),
+        }
     }
 
     fn inc(&self, n: u64) {
@@ -376,6 +394,45 @@ impl Progress {
 
     fn finish(&self) {
         if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Progress {
+    /// The bar of a blob, on a terminal.
+    fn blob(&self, handle: usize) -> Option<ProgressBar> {
+        self.multi.as_ref()?;
+        let blobs = self.blobs.lock().unwrap_or_else(|e| e.into_inner());
+        blobs.get(handle).cloned()
+    }
+}
+
+impl oci::pull::Watch for Progress {
+    fn started(&self, shown: &str, size: u64) -> usize {
+        let Some(multi) = &self.multi else {
+            return 0;
+        };
+        let bar = multi.add(ProgressBar::new(size));
+        if let Ok(style) = ProgressStyle::with_template(
+            "{msg:30!} {bar:30} {bytes}/{total_bytes} {binary_bytes_per_sec} {eta}",
+        ) {
+            bar.set_style(style);
+        }
+        bar.set_message(shown.to_string());
+        let mut blobs = self.blobs.lock().unwrap_or_else(|e| e.into_inner());
+        blobs.push(bar);
+        blobs.len() - 1
+    }
+
+    fn received(&self, handle: usize, n: u64) {
+        if let Some(bar) = self.blob(handle) {
+            bar.inc(n);
+        }
+    }
+
+    fn finished(&self, handle: usize) {
+        if let Some(bar) = self.blob(handle) {
             bar.finish_and_clear();
         }
     }

@@ -12,13 +12,17 @@ use super::{
 use crate::Error;
 use crate::measure::{FoundOut, Measurement, PolicyOut, SourceOut};
 use crate::model::paths;
-use crate::oci::{self, ModelRef, PullOptions};
+use crate::oci::discover::Discovered;
+use crate::oci::layout::Unpack;
+use crate::oci::{self, ModelArtifact, ModelRef, OciError, PullOptions};
 use crate::oms::legacy::RE_SIGN_ADVICE;
 use crate::oms::manifest::Format;
-use crate::policy::{Mode, Policy};
+use crate::policy::{Mode, Policy, Rule};
 use crate::trust::sigstore::Keyless;
 use crate::trust::{PublicKey, TrustedMaterial};
-use crate::verify::{self, Evidence, KnownDigests, Problem, Rejection, Request};
+use crate::verify::{
+    self, AnnouncedFile, BlobResources, Evidence, KnownDigests, Problem, Rejection, Request,
+};
 
 /// Where the model under verification is, and how to name it.
 struct Subject {
@@ -31,6 +35,8 @@ struct Subject {
     source: Option<Source>,
     /// File digests proven while pulling, not hashed again.
     known: KnownDigests,
+    /// Blobs of the model that are not files (a pulled artifact's config).
+    blobs: BlobResources,
 }
 
 /// Verifies a model given as a path or an `oci://` reference.
@@ -58,6 +64,7 @@ pub(super) fn verify_cmd(args: &VerifyArgs, workers: usize, progress: &Progress)
         files: path,
         source: None,
         known: KnownDigests::new(),
+        blobs: BlobResources::new(),
     };
     let policy = load_policy(&args.check);
     check(
@@ -135,26 +142,136 @@ fn pull_and_verify(
         Ok(dir) => dir,
         Err(why) => return fail(EXIT_ERROR, why, None),
     };
+    // Signatures found in the registry go to a folder of their own beside
+    // the model (never inside it), removed with it.
+    let found_dir = match temp_dir_in(&parent, ".modelgate-signatures-") {
+        Ok(dir) => dir,
+        Err(why) => return fail(EXIT_ERROR, why, None),
+    };
     let options = registry.options();
-    let progress_fn = |n| progress.inc(n);
     let pull = PullOptions {
         concurrency: usize::try_from(registry.concurrency).unwrap_or(4),
         retries: 3,
-        progress: &progress_fn,
+        watch: progress,
     };
     let timeout = registry.timeout.map(Duration::from_secs);
     info!(model = %model_ref, "pulling");
     let discover = checks.signature.is_empty();
-    let pulled = match oci::pull_into(
+    let model_name = checks
+        .model_name
+        .clone()
+        .unwrap_or_else(|| model_ref.model_name().to_string());
+    let rule = policy.select(&model_name, Some(&model_ref.name())).ok();
+    // Decided once the manifest and the signatures are known, before any
+    // blob is fetched: where the model came from, which signatures to
+    // check, and a verdict reached without downloading.
+    let mut source: Option<Source> = None;
+    let mut signatures: Vec<PathBuf> = checks.signature.clone();
+    let mut early: Option<Early> = None;
+    let mut before_download = |digest: &str,
+                               artifact: &ModelArtifact,
+                               discovered: &[Discovered]|
+     -> Result<(), OciError> {
+        let found = source.insert(Source {
+            reference: model_ref.to_string(),
+            repository: model_ref.name(),
+            name: model_ref.model_name().to_string(),
+            digest: digest.to_string(),
+            layout: artifact.layout.name(),
+            found: Vec::new(),
+        });
+        if discover {
+            if discovered.is_empty() {
+                let message = format!(
+                    "{model_ref} ({digest}): no signature in the registry: no referrer with artifactType {} (referrers API, or the tag {}) and no cosign tag {}.sig or .att; attach one (modelgate push does), or pass --signature",
+                    crate::oms::bundle::BUNDLE_MEDIA_TYPE_V03,
+                    digest.replace(':', "-"),
+                    digest.replace(':', "-"),
+                );
+                early = Some(Early::NoSignature(message));
+                return Err(OciError::Content("no signature".into()));
+            }
+            for (i, candidate) in discovered.iter().enumerate() {
+                let path = found_dir
+                    .path()
+                    .join(format!("signature-{i}.sigstore.json"));
+                std::fs::write(&path, &candidate.bundle).map_err(|e| {
+                    OciError::Usage(format!(
+                        "cannot keep the signature found at {}: {e}",
+                        candidate.origin
+                    ))
+                })?;
+                info!(signature = %candidate.origin, via = candidate.via, file = %path.display(), "signature found in the registry");
+                found.found.push(FoundOut {
+                    file: path.display().to_string(),
+                    reference: candidate.origin.clone(),
+                    via: candidate.via,
+                });
+                signatures.push(path);
+            }
+        }
+        let Some(rule) = rule else {
+            return Ok(()); // no rule applies: reported after the pull
+        };
+        let files: Vec<AnnouncedFile> = artifact
+            .layers
+            .iter()
+            .filter_map(|layer| match &layer.unpack {
+                Unpack::Raw(path) => Some(AnnouncedFile {
+                    path: path.clone(),
+                    sha256: layer_sha256(&layer.digest)?,
+                }),
+                Unpack::Tar { .. } => None,
+            })
+            .chain(
+                config_blob(artifact)
+                    .into_iter()
+                    .map(|(path, sha256)| AnnouncedFile { path, sha256 }),
+            )
+            .collect();
+        let complete = artifact
+            .layers
+            .iter()
+            .all(|l| matches!(l.unpack, Unpack::Raw(_)))
+            && checks.ignore_paths.is_empty();
+        verify::before_download(&signatures, rule, &files, complete).map_err(|rejection| {
+            early = Some(Early::Rejected(rejection));
+            OciError::Content("rejected before download".into())
+        })
+    };
+    let pulled = oci::pull_into(
         &model_ref,
         &options,
         staging.path(),
         &pull,
         timeout,
         discover,
-    ) {
-        Ok(p) => p,
-        Err(e) => return fail(e.exit_code(), e.to_string(), None),
+        &mut before_download,
+    );
+    let pulled = match (pulled, early) {
+        (Ok(p), _) => p,
+        (Err(_), Some(Early::NoSignature(message))) => {
+            return fail(EXIT_REJECTED, message, source);
+        }
+        (Err(_), Some(Early::Rejected(rejection))) => {
+            let (Some(rule), Some(source)) = (rule, source) else {
+                return EXIT_ERROR;
+            };
+            let subject = Subject {
+                shown: destination.map_or_else(|| shown.clone(), Path::to_path_buf),
+                files: staging.path().to_path_buf(),
+                source: Some(source),
+                known: KnownDigests::new(),
+                blobs: BlobResources::new(),
+            };
+            info!(model = %model_ref, "rejected from the manifest and the signatures: nothing was downloaded");
+            let ctx = Ctx {
+                args: checks,
+                subject: &subject,
+            };
+            return ctx.reject(&rejection, Some((rule.mode, decided(&policy, rule))));
+        }
+        (Err(e), None) => return fail(e.exit_code(), e.to_string(), source),
     };
     progress.finish();
     info!(
@@ -165,60 +282,15 @@ fn pull_and_verify(
         credential = %pulled.credential,
         "pulled"
     );
-    let mut source = Source {
-        reference: model_ref.to_string(),
-        repository: model_ref.name(),
-        name: model_ref.model_name().to_string(),
-        digest: pulled.digest.clone(),
-        layout: pulled.layout.name(),
-        found: Vec::new(),
-    };
-    // Signatures found in the registry go to a folder of their own beside
-    // the model (never inside it), removed with it.
-    let found_dir = match temp_dir_in(&parent, ".modelgate-signatures-") {
-        Ok(dir) => dir,
-        Err(why) => return fail(EXIT_ERROR, why, None),
-    };
-    let signatures: Vec<PathBuf> = if discover {
-        if pulled.discovered.is_empty() {
-            let message = format!(
-                "{model_ref} ({}): no signature in the registry: no referrer with artifactType {} (referrers API, or the tag {}) and no cosign tag {}.sig or .att; attach one (modelgate push does), or pass --signature",
-                pulled.digest,
-                crate::oms::bundle::BUNDLE_MEDIA_TYPE_V03,
-                pulled.digest.replace(':', "-"),
-                pulled.digest.replace(':', "-"),
-            );
-            return fail(EXIT_REJECTED, message, Some(source));
-        }
-        let mut paths = Vec::new();
-        for (i, found) in pulled.discovered.iter().enumerate() {
-            let path = found_dir
-                .path()
-                .join(format!("signature-{i}.sigstore.json"));
-            if let Err(e) = std::fs::write(&path, &found.bundle) {
-                return fail(
-                    EXIT_ERROR,
-                    format!("cannot keep the signature found at {}: {e}", found.origin),
-                    Some(source),
-                );
-            }
-            info!(signature = %found.origin, via = found.via, file = %path.display(), "signature found in the registry");
-            source.found.push(FoundOut {
-                file: path.display().to_string(),
-                reference: found.origin.clone(),
-                via: found.via,
-            });
-            paths.push(path);
-        }
-        paths
-    } else {
-        checks.signature.clone()
+    let Some(source) = source else {
+        return fail(EXIT_ERROR, "the pull ended without a manifest".into(), None);
     };
     let subject = Subject {
         shown: destination.map_or_else(|| shown.clone(), Path::to_path_buf),
         files: staging.path().to_path_buf(),
         source: Some(source),
         known: pulled.known.clone(),
+        blobs: config_blob(&pulled.artifact),
     };
     let code = check(&subject, checks, Ok(policy), &signatures, workers, progress);
     let Some(dest) = destination else {
@@ -378,16 +450,7 @@ fn check(
             return ctx.reject(&rejection, None);
         }
     };
-    let decided = || PolicyOut {
-        name: &policy.name,
-        rule: &rule.name,
-        mode: if rule.mode == Mode::Warn {
-            "warn"
-        } else {
-            "enforce"
-        },
-        allow_legacy_format: rule.allow_legacy_format,
-    };
+    let decided = || decided(&policy, rule);
     let progress_fn = |n| progress.inc(n);
     let request = Request {
         model: &subject.files,
@@ -398,6 +461,7 @@ fn check(
         workers,
         progress: &progress_fn,
         known_sha256: &subject.known,
+        blob_resources: &subject.blobs,
     };
     let result = verify::verify(&request);
     progress.finish();
@@ -444,6 +508,59 @@ fn check(
         }
         Err(rejection) => ctx.reject(&rejection, Some((rule.mode, decided()))),
     }
+}
+
+/// What the policy decided, for the measurement.
+fn decided<'p>(policy: &'p Policy, rule: &'p Rule) -> PolicyOut<'p> {
+    PolicyOut {
+        name: &policy.name,
+        rule: &rule.name,
+        mode: if rule.mode == Mode::Warn {
+            "warn"
+        } else {
+            "enforce"
+        },
+        allow_legacy_format: rule.allow_legacy_format,
+    }
+}
+
+/// A pull stopped before its download.
+enum Early {
+    /// The registry holds no signature for the model.
+    NoSignature(String),
+    /// The signatures, checked against the manifest, reject it.
+    Rejected(Rejection),
+}
+
+/// The artifact's config blob as the resource `config.json`, the name a
+/// signature over the OCI manifest (model-transparency-go) gives it, when no
+/// layer is a file of that name (a layer titled `config.json` replaces the
+/// config in such a signature, as it does on disk). Only for an artifact of
+/// raw files, the kind such a signature describes: a tar layer may hold a
+/// `config.json` of its own.
+fn config_blob(artifact: &ModelArtifact) -> BlobResources {
+    let mut blobs = BlobResources::new();
+    let all_raw = artifact
+        .layers
+        .iter()
+        .all(|l| matches!(l.unpack, Unpack::Raw(_)));
+    let named = artifact
+        .layers
+        .iter()
+        .any(|l| matches!(&l.unpack, Unpack::Raw(p) if p == "config.json"));
+    if all_raw
+        && !named
+        && let Some(digest) = layer_sha256(&artifact.config)
+    {
+        blobs.insert("config.json".into(), digest);
+    }
+    blobs
+}
+
+/// `sha256:<hex>` as 32 bytes.
+fn layer_sha256(digest: &str) -> Option<[u8; 32]> {
+    let bytes = hex::decode(digest.strip_prefix("sha256:")?).ok()?;
+    <[u8; 32]>::try_from(bytes).ok()
 }
 
 /// The options and the subject, for reporting.

@@ -327,6 +327,9 @@ impl<'a> From<&'a Problem> for Reason<'a> {
             Problem::Modified {
                 expected, actual, ..
             } => (Some(expected.as_str()), Some(actual.as_str())),
+            Problem::LayerDiffers {
+                expected, layer, ..
+            } => (Some(expected.as_str()), Some(layer.as_str())),
             Problem::Missing { expected, .. } => (Some(expected.as_str()), None),
             _ => (None, None),
         };

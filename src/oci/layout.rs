@@ -26,6 +26,9 @@ pub enum Layout {
     /// Any other artifact whose layers are files named by
     /// `org.opencontainers.image.title` (what `oras push` writes).
     Oras,
+    /// A plain container image carrying the model in a folder (`--subpath`):
+    /// KServe modelcars and `olot` images keep it under `/models`.
+    Image,
 }
 
 impl Layout {
@@ -37,6 +40,7 @@ impl Layout {
             Self::KitOps => "kitops",
             Self::DockerModelRunner => "docker-model-runner",
             Self::Oras => "oras",
+            Self::Image => "image",
         }
     }
 }
@@ -57,6 +61,10 @@ pub enum Unpack {
         /// Every entry must lie in this folder (an ORAS folder layer holds
         /// its folder by name); `None`: no such constraint.
         within: Option<String>,
+        /// Only the entries below this folder are the model, unpacked
+        /// relative to it; every other entry is skipped unread (a container
+        /// image's files outside its model folder, `--subpath`).
+        select: Option<String>,
     },
 }
 
@@ -89,6 +97,8 @@ pub struct ModelLayer {
 pub struct ModelArtifact {
     /// Which layout it is.
     pub layout: Layout,
+    /// The config blob's digest (`sha256:<hex>`), from the checked manifest.
+    pub config: String,
     /// Its layers, in manifest order.
     pub layers: Vec<ModelLayer>,
 }
@@ -129,9 +139,45 @@ pub const IMAGE_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 /// OCI image index media type.
 pub const IMAGE_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 
+/// Image layer media types (OCI and Docker), whose content is a tar archive
+/// of the image's file system.
+const IMAGE_LAYERS: &[(&str, Compression)] = &[
+    ("application/vnd.oci.image.layer.v1.tar", Compression::None),
+    (
+        "application/vnd.oci.image.layer.v1.tar+gzip",
+        Compression::Gzip,
+    ),
+    (
+        "application/vnd.oci.image.layer.v1.tar+zstd",
+        Compression::Zstd,
+    ),
+    (
+        "application/vnd.docker.image.rootfs.diff.tar.gzip",
+        Compression::Gzip,
+    ),
+];
+/// Container image config media types.
+const IMAGE_CONFIGS: &[&str] = &[
+    "application/vnd.oci.image.config.v1+json",
+    "application/vnd.docker.container.image.v1+json",
+];
+
+/// The model folder inside a container image, as `--subpath` gives it
+/// (`/models` or `models`): a checked relative path.
+pub fn subpath(given: &str) -> Result<String, LayoutError> {
+    let trimmed = given.trim_start_matches('/').trim_end_matches('/');
+    validate_path(trimmed).map_err(|e| {
+        LayoutError(format!(
+            "--subpath {given:?} is not a folder inside the image: {e}"
+        ))
+    })?;
+    Ok(trimmed.to_string())
+}
+
 /// Reads an image manifest's bytes (already checked against their digest)
-/// and says which files it carries.
-pub fn read_manifest(bytes: &[u8]) -> Result<ModelArtifact, LayoutError> {
+/// and says which files it carries. With `subpath`, the manifest must be a
+/// container image and the model is that folder in its file system.
+pub fn read_manifest(bytes: &[u8], subpath: Option<&str>) -> Result<ModelArtifact, LayoutError> {
     let doc: ManifestDoc = serde_json::from_slice(bytes)
         .map_err(|e| LayoutError(format!("the manifest is not an OCI image manifest: {e}")))?;
     if let Some(mt) = &doc.media_type
@@ -142,7 +188,16 @@ pub fn read_manifest(bytes: &[u8]) -> Result<ModelArtifact, LayoutError> {
             "the manifest's media type is {mt}, not an image manifest"
         )));
     }
-    let layout = detect(&doc);
+    let layout = match subpath {
+        Some(_) => Layout::Image,
+        None if IMAGE_CONFIGS.contains(&doc.config.media_type.as_str()) => {
+            return Err(LayoutError(format!(
+                "the manifest is a container image ({}), not a model artifact: name the folder that holds the model with --subpath (KServe modelcars and olot images use /models)",
+                doc.config.media_type
+            )));
+        }
+        None => detect(&doc),
+    };
     let mut layers = Vec::with_capacity(doc.layers.len());
     for layer in &doc.layers {
         if !is_sha256_digest(&layer.digest) {
@@ -151,7 +206,10 @@ pub fn read_manifest(bytes: &[u8]) -> Result<ModelArtifact, LayoutError> {
                 layer.digest
             )));
         }
-        let unpack = unpack_of(layout, layer)?;
+        let unpack = match subpath {
+            Some(folder) => image_layer(layer, folder)?,
+            None => unpack_of(layout, layer)?,
+        };
         layers.push(ModelLayer {
             digest: layer.digest.clone(),
             size: layer.size,
@@ -174,7 +232,11 @@ pub fn read_manifest(bytes: &[u8]) -> Result<ModelArtifact, LayoutError> {
             )));
         }
     }
-    Ok(ModelArtifact { layout, layers })
+    Ok(ModelArtifact {
+        layout,
+        config: doc.config.digest.clone(),
+        layers,
+    })
 }
 
 /// `sha256:` and 64 lowercase hex digits.
@@ -228,6 +290,7 @@ fn unpack_of(layout: Layout, layer: &Descriptor) -> Result<Unpack, LayoutError> 
             under,
             compression,
             within: None,
+            select: None,
         })
     };
     match layout {
@@ -319,11 +382,34 @@ fn unpack_of(layout: Layout, layer: &Descriptor) -> Result<Unpack, LayoutError> 
                     under: String::new(),
                     compression,
                     within: Some(title),
+                    select: None,
                 });
             }
             named(TITLE).map(Unpack::Raw)
         }
+        Layout::Image => image_layer(layer, ""),
     }
+}
+
+/// A container image layer, of which only the entries below `folder` are
+/// the model.
+fn image_layer(layer: &Descriptor, folder: &str) -> Result<Unpack, LayoutError> {
+    let compression = IMAGE_LAYERS
+        .iter()
+        .find(|(mt, _)| *mt == layer.media_type)
+        .map(|(_, c)| *c)
+        .ok_or_else(|| {
+            LayoutError(format!(
+                "layer {} has media type {}, not a container image layer; --subpath reads container images only",
+                layer.digest, layer.media_type
+            ))
+        })?;
+    Ok(Unpack::Tar {
+        under: String::new(),
+        compression,
+        within: None,
+        select: Some(folder.to_string()),
+    })
 }
 
 /// The folder a ModelPack tar layer is unpacked into: its annotated path
@@ -380,9 +466,45 @@ mod tests {
         serde_json::to_vec(&doc).unwrap()
     }
 
+    fn read(bytes: &[u8]) -> Result<ModelArtifact, LayoutError> {
+        read_manifest(bytes, None)
+    }
+
+    #[test]
+    fn container_images_need_a_subpath_and_give_only_that_folder() {
+        let image = manifest(
+            "application/vnd.oci.image.config.v1+json",
+            None,
+            &[("application/vnd.oci.image.layer.v1.tar+gzip", &[])],
+        );
+        let err = read(&image).unwrap_err();
+        assert!(err.0.contains("--subpath"), "{err}");
+        let read = read_manifest(&image, Some("models")).unwrap();
+        assert_eq!(read.layout, Layout::Image);
+        assert_eq!(
+            read.layers[0].unpack,
+            Unpack::Tar {
+                under: String::new(),
+                compression: Compression::Gzip,
+                within: None,
+                select: Some("models".into()),
+            }
+        );
+        let artifact = manifest(
+            "application/vnd.cncf.model.config.v1+json",
+            None,
+            &[("application/vnd.cncf.model.weight.v1.raw", &[])],
+        );
+        let err = read_manifest(&artifact, Some("models")).unwrap_err();
+        assert!(err.0.contains("not a container image layer"), "{err}");
+        assert_eq!(subpath("/models/").unwrap(), "models");
+        assert!(subpath("/../etc").is_err());
+        assert!(subpath("/").is_err());
+    }
+
     #[test]
     fn each_layout_is_detected_and_its_paths_read() {
-        let mp = read_manifest(&manifest(
+        let mp = read(&manifest(
             "application/vnd.cncf.model.config.v1+json",
             Some("application/vnd.cncf.model.manifest.v1+json"),
             &[
@@ -409,9 +531,10 @@ mod tests {
                 under: "docs".into(),
                 compression: Compression::Gzip,
                 within: None,
+                select: None,
             }
         );
-        let cnai = read_manifest(&manifest(
+        let cnai = read(&manifest(
             "application/vnd.cnai.model.config.v1+json",
             None,
             &[(
@@ -421,7 +544,7 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(cnai.layout, Layout::ModelPackCnai);
-        let oras = read_manifest(&manifest(
+        let oras = read(&manifest(
             "application/vnd.unknown.config.v1+json",
             None,
             &[
@@ -444,16 +567,17 @@ mod tests {
                 under: String::new(),
                 compression: Compression::Gzip,
                 within: Some("folder".into()),
+                select: None,
             }
         );
-        let kit = read_manifest(&manifest(
+        let kit = read(&manifest(
             "application/vnd.kitops.modelkit.config.v1+json",
             None,
             &[("application/vnd.kitops.modelkit.model.v1.tar+gzip", &[])],
         ))
         .unwrap();
         assert_eq!(kit.layout, Layout::KitOps);
-        let docker = read_manifest(&manifest(
+        let docker = read(&manifest(
             "application/vnd.docker.ai.model.config.v0.1+json",
             None,
             &[(
@@ -472,7 +596,7 @@ mod tests {
             ("/abs", "unsafe path"),
             ("a//b", "unsafe path"),
         ] {
-            let err = read_manifest(&manifest(
+            let err = read(&manifest(
                 "application/vnd.unknown.config.v1+json",
                 None,
                 &[("application/vnd.oci.image.layer.v1.tar", &[(TITLE, ann)])],
@@ -480,7 +604,7 @@ mod tests {
             .unwrap_err();
             assert!(err.0.contains(why), "{ann}: {err}");
         }
-        let err = read_manifest(&manifest(
+        let err = read(&manifest(
             "application/vnd.unknown.config.v1+json",
             None,
             &[
@@ -490,7 +614,7 @@ mod tests {
         ))
         .unwrap_err();
         assert!(err.0.contains("two layers claim the file \"a\""), "{err}");
-        let err = read_manifest(&manifest(
+        let err = read(&manifest(
             "application/vnd.unknown.config.v1+json",
             None,
             &[("application/vnd.oci.image.layer.v1.tar", &[])],
@@ -501,7 +625,7 @@ mod tests {
                 .contains("has no org.opencontainers.image.title annotation"),
             "{err}"
         );
-        let err = read_manifest(&manifest(
+        let err = read(&manifest(
             "application/vnd.unknown.config.v1+json",
             None,
             &[],

@@ -43,8 +43,15 @@ pub struct Pulled {
     pub known: crate::verify::KnownDigests,
 }
 
+/// Called with the manifest's digest, the artifact's layers and the
+/// signatures found once the manifest is read, before any blob is fetched:
+/// an error stops the pull there.
+pub type BeforeDownload<'a> =
+    dyn FnMut(&str, &ModelArtifact, &[discover::Discovered]) -> Result<(), OciError> + 'a;
+
 /// Pulls the model at `reference` into `dir` (an empty folder), within
-/// `timeout` when one is given.
+/// `timeout` when one is given. `before_download` may stop it once the
+/// manifest and the signatures are known.
 pub fn pull_into(
     reference: &ModelRef,
     opts: &RegistryOptions,
@@ -52,18 +59,24 @@ pub fn pull_into(
     pull: &PullOptions<'_>,
     timeout: Option<Duration>,
     discover: bool,
+    before_download: &mut BeforeDownload<'_>,
 ) -> Result<Pulled, OciError> {
+    let subpath = match &opts.subpath {
+        Some(given) => Some(layout::subpath(given).map_err(|e| OciError::Usage(e.to_string()))?),
+        None => None,
+    };
     let work = async {
         let registry = Registry::connect(reference, opts)?;
         registry.login().await?;
         let manifest = registry.manifest().await?;
-        let artifact = layout::read_manifest(&manifest.bytes)
+        let artifact = layout::read_manifest(&manifest.bytes, subpath.as_deref())
             .map_err(|e| OciError::Content(format!("{reference} ({}): {e}", manifest.digest)))?;
         let discovered = if discover {
             discover::signatures(&registry, &manifest.digest).await?
         } else {
             Vec::new()
         };
+        before_download(&manifest.digest, &artifact, &discovered)?;
         let known = pull::download(&registry, &artifact, dir, pull).await?;
         Ok(Pulled {
             digest: manifest.digest,

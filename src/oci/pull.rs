@@ -32,8 +32,20 @@ pub struct PullOptions<'a> {
     pub concurrency: usize,
     /// Attempts per blob after a transient failure (resumed where it broke).
     pub retries: u32,
-    /// Called with the number of bytes received.
-    pub progress: &'a (dyn Fn(u64) + Sync),
+    /// Told of each blob's transfer.
+    pub watch: &'a dyn Watch,
+}
+
+/// What a pull reports while it runs: a progress bar per blob on a
+/// terminal. The pull logs each blob it finishes itself.
+pub trait Watch: Sync {
+    /// A blob of `size` bytes starts; `shown` names it. Returns a handle for
+    /// the calls below.
+    fn started(&self, shown: &str, size: u64) -> usize;
+    /// `n` more bytes of the blob arrived.
+    fn received(&self, handle: usize, n: u64);
+    /// The blob is complete (or failed).
+    fn finished(&self, handle: usize);
 }
 
 /// Downloads every layer of `artifact` into `dir` (an empty folder the
@@ -70,6 +82,7 @@ pub async fn download(
             under,
             compression,
             within,
+            select,
         } = &layer.unpack
         else {
             continue;
@@ -79,6 +92,7 @@ pub async fn download(
             root: dir.to_path_buf(),
             under: under.clone(),
             within: within.clone(),
+            select: select.clone(),
         };
         let (compression, digest, size) = (*compression, layer.digest.clone(), layer.size);
         tokio::task::spawn_blocking(move || {
@@ -152,23 +166,34 @@ async fn fetch_layer(
     let mut hasher = sha2::Sha256::new();
     let mut received: u64 = 0;
     let mut attempt = 0;
+    let started = std::time::Instant::now();
+    let handle = opts.watch.started(path, layer.size);
     loop {
         let sink = Sink {
             path,
             file: &mut file,
             hasher: &mut hasher,
             received: &mut received,
+            handle,
         };
         match stream_into(registry, &descriptor, layer, sink, opts).await {
             Ok(()) => break,
-            Err(Failure::Final(e)) => return Err(e),
-            Err(Failure::Transient(e)) if attempt >= opts.retries => return Err(e),
-            Err(Failure::Transient(_)) => {
+            Err(Failure::Final(e)) => {
+                opts.watch.finished(handle);
+                return Err(e);
+            }
+            Err(Failure::Transient(e)) if attempt >= opts.retries => {
+                opts.watch.finished(handle);
+                return Err(e);
+            }
+            Err(Failure::Transient(e)) => {
                 attempt += 1;
+                tracing::warn!(blob = %layer.digest, path, attempt, "{e}; resuming at byte {received}");
                 tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
             }
         }
     }
+    opts.watch.finished(handle);
     // On disk before the folder is renamed into place: a crash never leaves
     // a torn file under a name that looks verified. (Measured: no cost the
     // benchmark can see; the data is written once either way.)
@@ -183,6 +208,14 @@ async fn fetch_layer(
     if digest != layer.digest {
         return Err(mismatch(path, &layer.digest, &digest));
     }
+    let seconds = started.elapsed().as_secs_f64();
+    tracing::info!(
+        blob = %layer.digest,
+        path,
+        bytes = layer.size,
+        seconds = format!("{seconds:.3}"),
+        "blob fetched, digest checked"
+    );
     Ok(())
 }
 
@@ -206,6 +239,7 @@ struct Sink<'a> {
     file: &'a mut tokio::io::BufWriter<tokio::fs::File>,
     hasher: &'a mut sha2::Sha256,
     received: &'a mut u64,
+    handle: usize,
 }
 
 /// Streams the rest of a blob (from `*received` on) into the sink.
@@ -221,6 +255,7 @@ async fn stream_into(
         file,
         hasher,
         received,
+        handle,
     } = sink;
     let reference = registry.reference.as_client_ref();
     let blob = &layer.digest;
@@ -290,7 +325,7 @@ async fn stream_into(
             Failure::Final(OciError::Registry(format!("cannot write blob {blob}: {e}")))
         })?;
         *received += len;
-        (opts.progress)(len);
+        opts.watch.received(handle, len);
     }
     if *received < layer.size {
         return Err(Failure::Transient(OciError::Content(format!(

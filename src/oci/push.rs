@@ -40,6 +40,9 @@ pub struct Pushed {
     pub sent: usize,
     /// Blobs skipped because the registry had them.
     pub skipped: usize,
+    /// The registry has the referrers API and lists the signature there, so
+    /// the referrers tag schema was not written.
+    pub referrers_api: bool,
 }
 
 /// The ModelPack layer type for a file, by its name.
@@ -153,14 +156,20 @@ pub async fn push(
     registry
         .push_manifest(pinned.as_client_ref(), &referrer, IMAGE_MANIFEST)
         .await?;
-    registry
-        .add_to_referrers_tag(&digest, &signature_digest, referrer.len(), &annotations)
-        .await?;
+    // A registry with the referrers API lists the referrer by itself; the
+    // tag schema is for those without it.
+    let listed = registry.lists_referrer(&digest, &signature_digest).await;
+    if !listed {
+        registry
+            .add_to_referrers_tag(&digest, &signature_digest, referrer.len(), &annotations)
+            .await?;
+    }
     Ok(Pushed {
         digest,
         signature_digest,
         sent,
         skipped,
+        referrers_api: listed,
     })
 }
 
@@ -239,6 +248,22 @@ impl Registry {
             .await
             .map(|_| ())
             .map_err(|e| self.registry_error("push a manifest to", &e))
+    }
+
+    /// Whether the registry's referrers API lists `referrer` for `subject`.
+    /// Asked of the API path only: oci-client falls back to the tag schema
+    /// when the API answers 404, and the referrer is not in the tag schema
+    /// yet, so a registry without the API answers false.
+    async fn lists_referrer(&self, subject: &str, referrer: &str) -> bool {
+        let pinned = self.reference.pinned(subject);
+        match self
+            .client
+            .pull_referrers(pinned.as_client_ref(), Some(BUNDLE_MEDIA_TYPE_V03))
+            .await
+        {
+            Ok(index) => index.manifests.iter().any(|m| m.digest == referrer),
+            Err(_) => false,
+        }
     }
 
     /// Adds a referrer to the referrers tag schema's index for `subject`

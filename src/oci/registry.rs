@@ -30,6 +30,8 @@ pub struct RegistryOptions {
     /// The platform to pick from an image index (`os/arch[/variant]`);
     /// default: the running one.
     pub platform: Option<String>,
+    /// The folder of a container image that holds the model (`--subpath`).
+    pub subpath: Option<String>,
 }
 
 /// Why a registry operation failed. Messages name the reference, blob and
@@ -88,15 +90,7 @@ impl Registry {
         let credential = credentials
             .for_registry(reference.registry())
             .map_err(OciError::Usage)?;
-        let mut extra_root_certificates = Vec::new();
-        for path in &opts.ca_files {
-            let data = crate::io::read_bounded("CA file", path, crate::io::MAX_KEY_BYTES)
-                .map_err(|e| OciError::Usage(e.to_string()))?;
-            extra_root_certificates.push(Certificate {
-                encoding: CertificateEncoding::Pem,
-                data,
-            });
-        }
+        let roots = trusted_roots(&opts.ca_files)?;
         let protocol = if opts.insecure.iter().any(|h| h == reference.registry()) {
             ClientProtocol::HttpsExcept(vec![reference.registry().to_string()])
         } else {
@@ -104,7 +98,10 @@ impl Registry {
         };
         let config = ClientConfig {
             protocol,
-            extra_root_certificates,
+            // Only these roots: the bundled Mozilla set, the system bundle
+            // when there is one, and --ca-file. The image is `scratch`, with
+            // no CA file for a platform verifier to find.
+            tls_certs_only: roots,
             // An index is resolved here, by digest, not by the library.
             platform_resolver: None,
             connect_timeout: Some(Duration::from_secs(10)),
@@ -280,6 +277,74 @@ impl Registry {
     }
 }
 
+/// The system's CA bundle, when the machine has one: `$SSL_CERT_FILE`, else
+/// Debian's and Red Hat's usual paths. A `scratch` image has none.
+const SYSTEM_BUNDLES: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+];
+
+/// The roots registry HTTPS is checked against: Mozilla's roots built into
+/// the binary (webpki-root-certs), the system bundle if there is one, and
+/// every `--ca-file` (a file may hold several certificates).
+pub fn trusted_roots(ca_files: &[PathBuf]) -> Result<Vec<Certificate>, OciError> {
+    let mut roots: Vec<Certificate> = webpki_root_certs::TLS_SERVER_ROOT_CERTS
+        .iter()
+        .map(|der| Certificate {
+            encoding: CertificateEncoding::Der,
+            data: der.to_vec(),
+        })
+        .collect();
+    let system = std::env::var_os("SSL_CERT_FILE")
+        .map(PathBuf::from)
+        .or_else(|| {
+            SYSTEM_BUNDLES
+                .iter()
+                .map(PathBuf::from)
+                .find(|p| p.is_file())
+        });
+    if let Some(path) = system
+        && let Ok(data) = crate::io::read_bounded("CA bundle", &path, crate::io::MAX_KEY_BYTES * 4)
+    {
+        roots.extend(pem_certificates(&data));
+    }
+    for path in ca_files {
+        let data = crate::io::read_bounded("CA file", path, crate::io::MAX_KEY_BYTES)
+            .map_err(|e| OciError::Usage(e.to_string()))?;
+        let found = pem_certificates(&data);
+        if found.is_empty() {
+            return Err(OciError::Usage(format!(
+                "--ca-file {}: no PEM certificate (-----BEGIN CERTIFICATE-----) in it",
+                path.display()
+            )));
+        }
+        roots.extend(found);
+    }
+    Ok(roots)
+}
+
+/// Each `CERTIFICATE` block of a PEM file, one root each (a bundle holds
+/// many; the TLS library reads one per entry).
+fn pem_certificates(data: &[u8]) -> Vec<Certificate> {
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    let text = String::from_utf8_lossy(data);
+    let mut out = Vec::new();
+    let mut rest = text.as_ref();
+    while let Some(start) = rest.find(BEGIN) {
+        let Some(len) = rest[start..].find(END) else {
+            break;
+        };
+        let block = &rest[start..start + len + END.len()];
+        out.push(Certificate {
+            encoding: CertificateEncoding::Pem,
+            data: format!("{block}\n").into_bytes(),
+        });
+        rest = &rest[start + len + END.len()..];
+    }
+    out
+}
+
 /// The two digests of oci-client's "Invalid digest. Expected X, got Y".
 pub(super) fn expected_and_got(message: &str) -> (String, String) {
     let after = |key: &str| {
@@ -343,4 +408,29 @@ pub fn running_platform() -> String {
         other => other,
     };
     format!("{}/{arch}", std::env::consts::OS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bundled_roots_are_there_without_any_ca_file_on_the_machine() {
+        let roots = trusted_roots(&[]).unwrap();
+        assert!(roots.len() > 100, "{} roots", roots.len());
+        // ISRG Root X1 (Let's Encrypt) is among the bundled ones.
+        let isrg = b"ISRG Root X1";
+        assert!(roots.iter().any(|c| {
+            matches!(c.encoding, CertificateEncoding::Der)
+                && c.data.windows(isrg.len()).any(|w| w == isrg)
+        }));
+    }
+
+    #[test]
+    fn a_pem_bundle_gives_one_root_per_certificate() {
+        let one = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        let bundle = format!("# comment\n{one}junk\n{one}");
+        assert_eq!(pem_certificates(bundle.as_bytes()).len(), 2);
+        assert!(pem_certificates(b"not a certificate").is_empty());
+    }
 }

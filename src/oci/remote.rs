@@ -17,7 +17,7 @@ pub async fn model_manifest(registry: &Registry) -> Result<(Manifest, String), O
     registry.login().await?;
     let fetched = registry.manifest().await?;
     let reference = &registry.reference;
-    let artifact = layout::read_manifest(&fetched.bytes)
+    let artifact = layout::read_manifest(&fetched.bytes, None)
         .map_err(|e| OciError::Content(format!("{reference} ({}): {e}", fetched.digest)))?;
     let ignores = IgnoreRules::new(DEFAULT_IGNORES);
     let mut resources = Vec::with_capacity(artifact.layers.len());

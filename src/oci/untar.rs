@@ -36,6 +36,31 @@ pub struct Target {
     pub under: String,
     /// A folder every entry must lie in, if any.
     pub within: Option<String>,
+    /// Only entries below this folder are unpacked, relative to it; the
+    /// rest are skipped unread (`--subpath` in a container image).
+    pub select: Option<String>,
+}
+
+/// Where an entry of a container image layer lands when only `folder` is the
+/// model: `Some` with the path below the folder (`./` for the folder
+/// itself), `None` for an entry outside it, which is skipped. Image layers
+/// write `models/x`, `./models/x` or `/models/x`; all mean the same.
+fn select_below(raw: &[u8], folder: &str) -> Option<Vec<u8>> {
+    let mut path = raw;
+    loop {
+        if let Some(rest) = path.strip_prefix(b"./") {
+            path = rest;
+        } else if let Some(rest) = path.strip_prefix(b"/") {
+            path = rest;
+        } else {
+            break;
+        }
+    }
+    let rest = path.strip_prefix(folder.as_bytes())?;
+    if rest.is_empty() || rest == b"/" {
+        return Some(b"./".to_vec());
+    }
+    rest.strip_prefix(b"/").map(<[u8]>::to_vec)
 }
 
 /// Unpacks the tar `blob` (the layer `digest`, `size` bytes, already
@@ -75,11 +100,25 @@ pub fn unpack(
         .map_err(|e| refuse("", &format!("not a tar archive: {e}")))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| refuse("", &format!("unreadable archive: {e}")))?;
-        let raw = entry.path_bytes().into_owned();
-        let shown = String::from_utf8_lossy(&raw).into_owned();
+        let full = entry.path_bytes().into_owned();
+        let shown = String::from_utf8_lossy(&full).into_owned();
+        let raw = match &target.select {
+            None => full,
+            Some(folder) => match select_below(&full, folder) {
+                None => continue, // outside the model folder: not read
+                Some(below) => below,
+            },
+        };
         let rel = entry_path(&raw).map_err(|why| refuse(&shown, why))?;
         let Some(rel) = rel else {
-            continue; // "./": the folder itself
+            // "./": the folder itself, which must be a folder.
+            if target.select.is_some() && entry.header().entry_type() != tar::EntryType::Directory {
+                return Err(refuse(
+                    &shown,
+                    "is the model folder --subpath names, but is not a folder",
+                ));
+            }
+            continue;
         };
         if let Some(within) = &target.within
             && !rel.starts_with(within)
@@ -175,6 +214,18 @@ pub fn unpack(
                 let link = entry
                     .link_name_bytes()
                     .ok_or_else(|| refuse(&shown, "is a hard link without a target"))?;
+                let link = match &target.select {
+                    None => link.into_owned(),
+                    Some(folder) => select_below(&link, folder).ok_or_else(|| {
+                        refuse(
+                            &shown,
+                            &format!(
+                                "is a hard link to {:?}, outside the model folder",
+                                String::from_utf8_lossy(&link)
+                            ),
+                        )
+                    })?,
+                };
                 let source = match entry_path(&link) {
                     Ok(Some(p)) => p,
                     _ => {
@@ -297,6 +348,23 @@ fn stays_inside(link: &Path, target: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_subpath_selects_its_folder_in_any_spelling() {
+        assert_eq!(select_below(b"models/a", "models"), Some(b"a".to_vec()));
+        assert_eq!(
+            select_below(b"./models/a/b", "models"),
+            Some(b"a/b".to_vec())
+        );
+        assert_eq!(select_below(b"/models/", "models"), Some(b"./".to_vec()));
+        assert_eq!(select_below(b"models", "models"), Some(b"./".to_vec()));
+        assert_eq!(select_below(b"modelsx/a", "models"), None);
+        assert_eq!(select_below(b"etc/passwd", "models"), None);
+        assert_eq!(
+            select_below(b"models/../x", "models"),
+            Some(b"../x".to_vec())
+        );
+    }
 
     #[test]
     fn entry_paths_and_link_targets_are_read_strictly() {

@@ -23,7 +23,17 @@ pub struct Options<'a> {
     /// `files`/`sha256` manifest they are compared instead of hashing the
     /// file a second time.
     pub known_sha256: &'a KnownDigests,
+    /// Resources of the model that are not files on disk, each with its
+    /// proven SHA-256: an OCI artifact's config blob, which a signature over
+    /// the OCI manifest (model-transparency-go) lists as `config.json`. A
+    /// signed resource of that name is compared with it instead of being
+    /// missing; a `files`/`sha256` manifest only.
+    pub blob_resources: &'a BlobResources,
 }
+
+/// Resource name -> SHA-256 of a blob that is part of the model but not
+/// written as a file.
+pub type BlobResources = BTreeMap<String, [u8; 32]>;
 
 /// Model-relative path -> SHA-256 of the file's content and its size.
 pub type KnownDigests = BTreeMap<String, ([u8; 32], u64)>;
@@ -137,8 +147,22 @@ pub fn compare(
             wanted.push(digest);
         }
     }
+    let by_blob =
+        serialization.method == Method::Files && serialization.hash == HashAlgorithm::Sha256;
     for (path, signed) in &expected {
         if !seen.contains(path) {
+            if let (true, Some(blob), [(key, digest)]) =
+                (by_blob, req.blob_resources.get(*path), signed.as_slice())
+            {
+                if !bool::from(blob.as_slice().ct_eq(digest)) {
+                    problems.push(Problem::Modified {
+                        path: key.name(),
+                        expected: hex::encode(digest),
+                        actual: hex::encode(blob),
+                    });
+                }
+                continue;
+            }
             for (key, digest) in signed {
                 problems.push(Problem::Missing {
                     path: key.name(),

@@ -10,7 +10,7 @@
 pub mod artifact;
 pub mod authenticate;
 mod compare;
-pub use compare::KnownDigests;
+pub use compare::{BlobResources, KnownDigests};
 mod problem;
 pub mod tlog;
 
@@ -46,6 +46,9 @@ pub struct Request<'a> {
     pub progress: &'a (dyn Fn(u64) + Sync),
     /// Whole-file SHA-256 digests already proven (by a pull), not hashed again.
     pub known_sha256: &'a KnownDigests,
+    /// Parts of the model that are blobs, not files (see
+    /// [`compare::Options::blob_resources`]).
+    pub blob_resources: &'a BlobResources,
 }
 
 /// A signature file and the hash of its bytes.
@@ -109,15 +112,121 @@ pub struct Verified {
 
 /// Verifies `req.model` against `req.signatures` as `req.rule` requires.
 pub fn verify(req: &Request<'_>) -> Result<Verified, Rejection> {
-    let rule = req.rule;
+    let Signed {
+        manifest,
+        mut evidence,
+        bad_signatures,
+        mut problems,
+    } = authenticate_all(req.signatures, req.rule)?;
+    let unsigned = check_model(req, &manifest, &mut evidence, &mut problems);
+    if !problems.is_empty() {
+        evidence.manifest = Some(manifest);
+        return Err(Rejection {
+            problems,
+            evidence: Box::new(evidence),
+        });
+    }
+    Ok(Verified {
+        rule: evidence.rule,
+        manifest,
+        signatures: evidence.signatures,
+        signers: evidence.signers,
+        disregarded: bad_signatures.iter().map(ToString::to_string).collect(),
+        ignored: evidence.ignored,
+        unsigned_tolerated: unsigned,
+    })
+}
+
+/// One file of a model as a registry's manifest announces it, before any
+/// byte is fetched: a raw layer's path, and its digest, which is the file's
+/// SHA-256.
+#[derive(Clone, Debug)]
+pub struct AnnouncedFile {
+    /// Model-relative path.
+    pub path: String,
+    /// The layer digest: the file's SHA-256.
+    pub sha256: [u8; 32],
+}
+
+/// What can be decided before a download: the signatures against the rule
+/// (who signed, the threshold, a pinned root digest), then the signed
+/// `files`/`sha256` digests against the layers the registry announces. A
+/// signed file whose layer has another digest is rejected here, before a
+/// byte is fetched; so is a signed file with no layer when every layer is a
+/// raw file (`complete`). Anything this cannot decide (tar layers, shards,
+/// other hashes) is left to [`verify`] after the download, which checks
+/// everything again. In a rule's warn mode nothing is decided early.
+pub fn before_download(
+    signatures: &[PathBuf],
+    rule: &Rule,
+    files: &[AnnouncedFile],
+    complete: bool,
+) -> Result<(), Rejection> {
+    if rule.mode == crate::policy::Mode::Warn {
+        return Ok(());
+    }
+    let Signed {
+        manifest,
+        mut evidence,
+        mut problems,
+        ..
+    } = authenticate_all(signatures, rule)?;
+    let serialization = &manifest.serialization;
+    if serialization.method == model::Method::Files
+        && serialization.hash == model::HashAlgorithm::Sha256
+    {
+        let announced: std::collections::BTreeMap<&str, &[u8; 32]> =
+            files.iter().map(|f| (f.path.as_str(), &f.sha256)).collect();
+        for (key, signed) in &manifest.resources {
+            match announced.get(key.path.as_str()) {
+                Some(layer) if layer.as_slice() != signed.as_slice() => {
+                    problems.push(Problem::LayerDiffers {
+                        path: key.path.clone(),
+                        expected: hex::encode(signed),
+                        layer: hex::encode(layer),
+                    });
+                }
+                None if complete => problems.push(Problem::Missing {
+                    path: key.path.clone(),
+                    expected: hex::encode(signed),
+                }),
+                _ => {}
+            }
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    problems.sort_by(|a, b| a.path().cmp(&b.path()));
+    evidence.manifest = Some(manifest);
+    Err(Rejection {
+        problems,
+        evidence: Box::new(evidence),
+    })
+}
+
+/// The signatures, authenticated: the manifest they agree on, what was
+/// established, the signatures not counted, and the rule's problems so far
+/// (the threshold, a pinned root digest).
+struct Signed {
+    manifest: Manifest,
+    evidence: Evidence,
+    bad_signatures: Vec<Problem>,
+    problems: Vec<Problem>,
+}
+
+/// Authenticates every signature against the rule; the first that verifies
+/// sets the manifest, and the others count only if they sign the same one.
+/// No signature verifying at all is a rejection.
+fn authenticate_all(signatures: &[PathBuf], rule: &Rule) -> Result<Signed, Rejection> {
     let mut evidence = Evidence {
         rule: rule.name.clone(),
         ..Evidence::default()
     };
-    let many = req.signatures.len() > 1;
+    let many = signatures.len() > 1;
     let mut accepted: Vec<(AcceptedSignature, Manifest)> = Vec::new();
     let mut bad_signatures: Vec<Problem> = Vec::new();
-    for path in req.signatures {
+    for path in signatures {
         match check_signature(path, rule, &mut evidence) {
             Ok(found) => accepted.push(found),
             Err(Problem::Signature(why)) if many => {
@@ -157,7 +266,7 @@ pub fn verify(req: &Request<'_>) -> Result<Verified, Rejection> {
         .collect();
     if authorities.len() < rule.count {
         // The threshold failed, so the failed signatures matter: move them
-        // into the verdict (the success path below cannot be reached).
+        // into the verdict (the success path cannot be reached).
         problems.append(&mut bad_signatures);
         problems.push(Problem::Threshold {
             rule: rule.name.clone(),
@@ -173,22 +282,11 @@ pub fn verify(req: &Request<'_>) -> Result<Verified, Rejection> {
             actual: hex::encode(manifest.root_digest),
         });
     }
-    let unsigned = check_model(req, &manifest, &mut evidence, &mut problems);
-    if !problems.is_empty() {
-        evidence.manifest = Some(manifest);
-        return Err(Rejection {
-            problems,
-            evidence: Box::new(evidence),
-        });
-    }
-    Ok(Verified {
-        rule: evidence.rule,
+    Ok(Signed {
         manifest,
-        signatures: evidence.signatures,
-        signers: evidence.signers,
-        disregarded: bad_signatures.iter().map(ToString::to_string).collect(),
-        ignored: evidence.ignored,
-        unsigned_tolerated: unsigned,
+        evidence,
+        bad_signatures,
+        problems,
     })
 }
 
@@ -225,6 +323,7 @@ fn check_model(
         workers: req.workers,
         progress: req.progress,
         known_sha256: req.known_sha256,
+        blob_resources: req.blob_resources,
     };
     let (found, unsigned) = compare::compare(&options, &root, &rules, manifest);
     problems.extend(found);

@@ -30,6 +30,16 @@ pub enum Problem {
         /// Size on disk.
         actual: u64,
     },
+    /// A registry's layer for a signed file has another digest than the
+    /// signature gives it: found from the manifest, before any download.
+    LayerDiffers {
+        /// The file.
+        path: String,
+        /// Signed digest, hex.
+        expected: String,
+        /// The layer's digest, hex.
+        layer: String,
+    },
     /// A signed file is not on disk.
     Missing {
         /// Resource name.
@@ -94,6 +104,7 @@ impl Problem {
             Self::Signature(_) => "signature",
             Self::EmptyManifest => "empty-manifest",
             Self::Modified { .. } => "modified",
+            Self::LayerDiffers { .. } => "layer-differs",
             Self::SizeChanged { .. } => "size-changed",
             Self::Missing { .. } => "missing",
             Self::Extra { .. } => "extra",
@@ -111,6 +122,7 @@ impl Problem {
     pub fn path(&self) -> Option<&str> {
         match self {
             Self::Modified { path, .. }
+            | Self::LayerDiffers { path, .. }
             | Self::SizeChanged { path, .. }
             | Self::Missing { path, .. }
             | Self::Extra { path }
@@ -136,6 +148,14 @@ impl fmt::Display for Problem {
             } => write!(
                 f,
                 "{path}: modified: expected digest {expected}, found {actual}; restore the file from the signed source, or re-sign if the change is intended"
+            ),
+            Self::LayerDiffers {
+                path,
+                expected,
+                layer,
+            } => write!(
+                f,
+                "{path}: the registry's manifest gives its blob digest sha256:{layer}, but the file is signed with sha256:{expected}; rejected from the manifest, before any download: the artifact is not the signed model (re-pushed or altered); pull the digest that was signed"
             ),
             Self::SizeChanged {
                 path,
