@@ -1,7 +1,8 @@
 //! A real OCI registry for the tests: Debian's `docker-registry` (CNCF
 //! distribution) started on 127.0.0.1 on a free port with temporary storage,
-//! over plain HTTP, TLS with a CA made here, or htpasswd basic auth. It is
-//! stopped when the value is dropped.
+//! over plain HTTP, TLS with a CA made here, htpasswd basic auth, or bearer
+//! tokens from a token server started beside it (tests/support/token_server.py).
+//! It is stopped (with its token server) when the value is dropped.
 
 use std::ffi::OsString;
 use std::net::{TcpListener, TcpStream};
@@ -24,7 +25,15 @@ pub enum Mode {
     /// Plain HTTP with htpasswd basic auth (user `alice`, password
     /// [`PASSWORD`]).
     Htpasswd,
+    /// Plain HTTP with `auth: token`: clients get a bearer token (ES256 JWT,
+    /// x5c header, per-repository access) from tests/support/token_server.py,
+    /// which takes the same user and password by HTTP basic auth.
+    Token,
 }
+
+/// The `service` and issuer the token-auth registry is configured with.
+pub const TOKEN_SERVICE: &str = "modelgate-test";
+pub const TOKEN_ISSUER: &str = "modelgate-test-token-issuer";
 
 /// The password of the htpasswd user: long and unusual, so a test can
 /// search every output for it.
@@ -38,12 +47,17 @@ pub struct Registry {
     pub host: String,
     pub mode: Mode,
     child: Child,
+    /// The token server (token mode).
+    token: Option<Child>,
 }
 
 impl Registry {
     /// Starts a registry in `mode`.
     pub fn start(mode: Mode) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        // The token server first: the registry's config names its port and
+        // reads the certificate bundle it writes.
+        let mut token = (mode == Mode::Token).then(|| start_token_server(dir.path()));
         for _ in 0..5 {
             let port = free_port();
             let host = format!("127.0.0.1:{port}");
@@ -64,10 +78,15 @@ impl Registry {
                     host,
                     mode,
                     child,
+                    token,
                 };
             }
             let _ = child.kill();
             let _ = child.wait();
+        }
+        if let Some(t) = token.as_mut() {
+            let _ = t.kill();
+            let _ = t.wait();
         }
         panic!(
             "docker-registry did not start: {}",
@@ -117,7 +136,7 @@ impl Registry {
         match self.mode {
             Mode::Plain => vec!["--insecure-registry".into(), self.host.clone()],
             Mode::Tls => vec!["--ca-file".into(), self.ca().display().to_string()],
-            Mode::Htpasswd => vec![
+            Mode::Htpasswd | Mode::Token => vec![
                 "--insecure-registry".into(),
                 self.host.clone(),
                 "--registry-config".into(),
@@ -141,8 +160,120 @@ impl Registry {
 impl Drop for Registry {
     fn drop(&mut self) {
         self.stop();
+        if let Some(t) = self.token.as_mut() {
+            let _ = t.kill();
+            let _ = t.wait();
+        }
     }
 }
+
+impl Registry {
+    /// The token server's URL, `http://127.0.0.1:PORT/token` (token mode).
+    pub fn token_realm(&self) -> String {
+        format!("http://127.0.0.1:{}/token", token_port(self.dir.path()))
+    }
+
+    /// The token server's log so far: one JSON object per request (path,
+    /// service, scopes, account, status, granted access; no credentials).
+    pub fn token_requests(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.dir.path().join("token.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// Everything the token server wrote to stdout and stderr.
+    pub fn token_server_output(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("token-server.out")).unwrap_or_default()
+    }
+
+    /// A bearer token for `scope` (e.g. `repository:models/tiny:pull,push`)
+    /// from the token server, with the right credentials (token mode).
+    pub fn bearer_token(&self, scope: &str) -> String {
+        let out = super::run_ok(
+            Command::new(venv().join("bin/python"))
+                .arg("-c")
+                .arg(format!(
+                    "{TOKEN_CLIENT}\nprint(token(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]))"
+                ))
+                .arg(&self.host)
+                .arg(scope)
+                .args([USER, PASSWORD]),
+        );
+        out.trim().to_string()
+    }
+}
+
+/// Starts tests/support/token_server.py with the user and password, its
+/// files in `dir`: `token-root.pem` (the registry's rootcertbundle),
+/// `token-port`, `token.jsonl` (its request log) and `token-server.out`.
+fn start_token_server(dir: &Path) -> Child {
+    let out = std::fs::File::create(dir.join("token-server.out")).unwrap();
+    let mut child = Command::new(venv().join("bin/python"))
+        .arg(repo("tests/support/token_server.py"))
+        .args([
+            "--user",
+            USER,
+            "--password",
+            PASSWORD,
+            "--issuer",
+            TOKEN_ISSUER,
+        ])
+        .arg("--cert-out")
+        .arg(dir.join("token-root.pem"))
+        .arg("--port-file")
+        .arg(dir.join("token-port"))
+        .arg("--log")
+        .arg(dir.join("token.jsonl"))
+        .stdout(Stdio::from(out.try_clone().unwrap()))
+        .stderr(Stdio::from(out))
+        .spawn()
+        .expect("the test venv's python runs tests/support/token_server.py");
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(20) {
+        if dir.join("token-port").exists()
+            && TcpStream::connect(("127.0.0.1", token_port(dir))).is_ok()
+        {
+            return child;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "token_server.py exited with {status}: {}",
+                std::fs::read_to_string(dir.join("token-server.out")).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!(
+        "token_server.py did not start: {}",
+        std::fs::read_to_string(dir.join("token-server.out")).unwrap_or_default()
+    );
+}
+
+fn token_port(dir: &Path) -> u16 {
+    std::fs::read_to_string(dir.join("token-port"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Python (requests) that gets a bearer token for a scope the way a Docker
+/// client does: the registry's challenge names the realm and service, and
+/// the token server is asked with basic auth. Defines `token(host, scope,
+/// user, password)`; `sys` and `requests` are imported.
+const TOKEN_CLIENT: &str = r#"
+import sys, requests, urllib.request
+def token(host, scope, user, password):
+    challenge = requests.get(f"http://{host}/v2/").headers["Www-Authenticate"]
+    params = dict(urllib.request.parse_keqv_list(urllib.request.parse_http_list(challenge[len("Bearer "):])))
+    r = requests.get(params["realm"], params={"service": params["service"], "scope": scope}, auth=(user, password))
+    r.raise_for_status()
+    return r.json()["token"]
+"#;
 
 /// A port nothing listens on right now.
 pub fn free_port() -> u16 {
@@ -181,6 +312,13 @@ fn write_config(dir: &Path, host: &str, mode: Mode) -> PathBuf {
                 "  tls:\n    certificate: {}\n    key: {}\n",
                 dir.join("server.pem").display(),
                 dir.join("server.key").display()
+            ));
+        }
+        Mode::Token => {
+            config.push_str(&format!(
+                "auth:\n  token:\n    realm: http://127.0.0.1:{}/token\n    service: {TOKEN_SERVICE}\n    issuer: {TOKEN_ISSUER}\n    rootcertbundle: {}\n",
+                token_port(dir),
+                dir.join("token-root.pem").display()
             ));
         }
         Mode::Htpasswd => {
@@ -278,7 +416,9 @@ pub const TINY: &str = "fixtures/tiny-model";
 /// The reference-signed tiny model, pushed with oras (one layer per file,
 /// named by org.opencontainers.image.title) as REPO:TAG. (oras-py cannot
 /// log in to a registry whose basic-auth realm is not a URL, so behind
-/// htpasswd the same layout goes through the distribution API.)
+/// htpasswd the same layout goes through the distribution API. Behind token
+/// auth oras-py is handed a pull+push token up front: it keeps the first token
+/// it gets, which for its first request is pull-only.)
 pub fn oras_push(reg: &Registry, model: &Path, repo_tag: &str) {
     if reg.mode == Mode::Htpasswd {
         let (repo, tag) = repo_tag.split_once(':').unwrap();
@@ -314,6 +454,8 @@ kw = dict(hostname=sys.argv[2], insecure=sys.argv[3] == "http")
 if sys.argv[3] == "tls":
     kw["tls_verify"] = False
 c = oras.client.OrasClient(**kw)
+if len(sys.argv) > 5:
+    c.auth.set_token_auth(sys.argv[5])
 r = c.push(target=sys.argv[2] + "/" + sys.argv[4], files={files:?})
 assert r.status_code == 201, r.text
 "#
@@ -329,14 +471,46 @@ assert r.status_code == 201, r.text
         .arg(&reg.host)
         .arg(scheme)
         .arg(repo_tag);
+    if reg.mode == Mode::Token {
+        let repo = repo_tag.split_once(':').unwrap().0;
+        cmd.arg(reg.bearer_token(&format!("repository:{repo}:pull,push")));
+    }
     super::run_ok(&mut cmd);
 }
 
-/// Pushes an artifact described by `spec` (see push_artifact.py).
+/// Pushes an artifact described by `spec` (see push_artifact.py). Behind
+/// token auth, push_artifact.py runs with every request carrying a pull+push
+/// bearer token for `repo`.
 pub fn push_spec(reg: &Registry, repo: &str, tag: &str, spec: &Value) -> String {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("spec.json");
     std::fs::write(&path, serde_json::to_vec(spec).unwrap()).unwrap();
+    if reg.mode == Mode::Token {
+        let script = format!(
+            r#"{TOKEN_CLIENT}
+import runpy
+bearer = "Bearer " + token(sys.argv[1], "repository:" + sys.argv[2] + ":pull,push", sys.argv[3], sys.argv[4])
+plain = requests.api.request
+def request(method, url, **kw):
+    kw["headers"] = {{**(kw.get("headers") or {{}}), "Authorization": bearer}}
+    return plain(method, url, **kw)
+requests.api.request = request
+sys.argv = ["push_artifact.py", "--registry", sys.argv[1], "--repo", sys.argv[2], "--tag", sys.argv[5], sys.argv[6]]
+runpy.run_path({artifact:?}, run_name="__main__")
+"#,
+            artifact = super::repo("tests/support/push_artifact.py")
+                .display()
+                .to_string()
+        );
+        let stdout = super::run_ok(
+            std::process::Command::new(venv().join("bin/python"))
+                .arg("-c")
+                .arg(script)
+                .args([&reg.host, repo, USER, PASSWORD, tag])
+                .arg(&path),
+        );
+        return stdout.trim().to_string();
+    }
     let stdout = super::run_ok(
         std::process::Command::new(venv().join("bin/python"))
             .arg(super::repo("tests/support/push_artifact.py"))
