@@ -617,3 +617,48 @@ assert r.status_code == 201, r.text
         );
     nothing_left(&dest);
 }
+
+#[test]
+fn https_trusts_the_bundled_and_system_roots_and_the_ca_file_only() {
+    let reg = Registry::start(Mode::Tls);
+    oras_push(&reg, &repo(TINY), "models/tiny:v1");
+    let out = tempfile::tempdir().unwrap();
+    let reference = reg.reference("models/tiny:v1");
+    let pull_with = |dest: &Path, env: &[(&str, &str)]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_modelgate"));
+        cmd.args(pull_args(reference.clone(), dest))
+            .env("MODELGATE_LOG_FORMAT", "text")
+            .env_remove("SSL_CERT_FILE");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let output = cmd.output().unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    // The test CA is in no bundle: refused, and nothing kept.
+    let dest = out.path().join("untrusted");
+    let (code, stderr) = pull_with(&dest, &[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("UnknownIssuer"), "{stderr}");
+    nothing_left(&dest);
+    // A system bundle named by SSL_CERT_FILE (as a mounted CA bundle is).
+    let dest = out.path().join("system");
+    let ca = reg.ca();
+    let (code, stderr) = pull_with(&dest, &[("SSL_CERT_FILE", ca.to_str().unwrap())]);
+    assert_eq!(code, Some(0), "{stderr}");
+    same_files(&repo(TINY), &dest);
+    // A file that holds no certificate is an error, not an empty trust list.
+    let dest = out.path().join("bad-ca");
+    let not_pem = out.path().join("not.pem");
+    std::fs::write(&not_pem, "hello").unwrap();
+    let mut args = pull_args(reference.clone(), &dest);
+    args.extend(["--ca-file".into(), not_pem.clone().into()]);
+    modelgate(args).expect_code(2).expect_stderr(&format!(
+        "--ca-file {}: no PEM certificate (-----BEGIN CERTIFICATE-----) in it",
+        not_pem.display()
+    ));
+    nothing_left(&dest);
+}

@@ -289,3 +289,24 @@ fn each_pull_asks_for_pull_on_its_own_repository_and_tokens_do_not_cross_reposit
     );
     assert_eq!(granted[1]["granted"], json!([]));
 }
+
+#[test]
+fn credentials_are_never_sent_to_a_plain_http_token_service_of_an_https_registry() {
+    let reg = Registry::start(Mode::TlsToken);
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("model");
+    let run = pull(&reg, &reg.reference("models/tiny:v1"), &dest, &[]);
+    run.expect_code(2).expect_stderr(&format!(
+        "{} sends clients to the token service {}, which is not HTTPS: the credentials for {} would travel in cleartext, so none were sent",
+        reg.host,
+        reg.token_realm(),
+        reg.host
+    ));
+    nothing_left(&dest);
+    assert!(
+        reg.token_requests().is_empty(),
+        "the token service was asked: {:?}",
+        reg.token_requests()
+    );
+    assert!(!run.stderr.contains(PASSWORD) && !run.stdout.contains(PASSWORD));
+}

@@ -66,6 +66,9 @@ pub struct Registry {
     pub(super) reference: ModelRef,
     credential: Credential,
     platform: Option<String>,
+    /// For an HTTPS registry with credentials: a client to read its auth
+    /// challenge before any secret is sent.
+    probe: Option<reqwest::Client>,
 }
 
 /// A manifest fetched and checked against its digest.
@@ -91,6 +94,12 @@ impl Registry {
             .for_registry(reference.registry())
             .map_err(OciError::Usage)?;
         let roots = trusted_roots(&opts.ca_files)?;
+        let https = !opts.insecure.iter().any(|h| h == reference.registry());
+        let probe = if https && !matches!(credential, Credential::Anonymous) {
+            Some(probe_client(&roots)?)
+        } else {
+            None
+        };
         let protocol = if opts.insecure.iter().any(|h| h == reference.registry()) {
             ClientProtocol::HttpsExcept(vec![reference.registry().to_string()])
         } else {
@@ -114,6 +123,7 @@ impl Registry {
             reference: reference.clone(),
             credential,
             platform: opts.platform.clone(),
+            probe,
         })
     }
 
@@ -130,6 +140,7 @@ impl Registry {
 
     /// Authenticates for `operation` (a push needs a push-scoped token).
     pub async fn login_for(&self, operation: RegistryOperation) -> Result<(), OciError> {
+        self.refuse_cleartext_realm().await?;
         self.client
             .auth(
                 self.reference.as_client_ref(),
@@ -139,6 +150,32 @@ impl Registry {
             .await
             .map(|_| ())
             .map_err(|e| self.registry_error("authenticate to", &e))
+    }
+
+    /// An HTTPS registry whose token service (the `realm` of its `Bearer`
+    /// challenge) is plain HTTP would have the password sent in cleartext:
+    /// refused before it is sent. Only asked when there is a secret to send.
+    async fn refuse_cleartext_realm(&self) -> Result<(), OciError> {
+        let Some(probe) = &self.probe else {
+            return Ok(());
+        };
+        let registry = self.reference.registry();
+        let Ok(response) = probe.get(format!("https://{registry}/v2/")).send().await else {
+            return Ok(()); // unreachable: the login that follows reports it
+        };
+        let challenge = response
+            .headers()
+            .get(reqwest::header::WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        match bearer_realm(challenge) {
+            Some(realm) if !realm.to_ascii_lowercase().starts_with("https://") => {
+                Err(OciError::Usage(format!(
+                    "{registry} sends clients to the token service {realm}, which is not HTTPS: the credentials for {registry} would travel in cleartext, so none were sent; have the registry's token realm use HTTPS (or, for a test registry on a trusted network, name it with --insecure-registry)"
+                )))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// The credential in oci-client's form.
@@ -275,6 +312,40 @@ impl Registry {
         };
         OciError::Registry(format!("cannot {doing} {reference}: {detail}"))
     }
+}
+
+/// The `realm` of a `Bearer` challenge (`Bearer realm="...",service=...`).
+fn bearer_realm(challenge: &str) -> Option<String> {
+    let (scheme, params) = challenge.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    params.split(',').find_map(|param| {
+        let (key, value) = param.trim().split_once('=')?;
+        key.trim()
+            .eq_ignore_ascii_case("realm")
+            .then(|| value.trim().trim_matches('"').to_string())
+    })
+}
+
+/// A plain HTTPS client over the same roots, for reading a challenge.
+fn probe_client(roots: &[Certificate]) -> Result<reqwest::Client, OciError> {
+    let mut certs = Vec::with_capacity(roots.len());
+    for root in roots {
+        let cert = match root.encoding {
+            CertificateEncoding::Der => reqwest::Certificate::from_der(&root.data),
+            CertificateEncoding::Pem => reqwest::Certificate::from_pem(&root.data),
+        }
+        .map_err(|e| OciError::Usage(format!("a CA certificate cannot be used: {e}")))?;
+        certs.push(cert);
+    }
+    reqwest::Client::builder()
+        .tls_certs_only(certs)
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(30))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| OciError::Usage(format!("cannot set up HTTPS: {e}")))
 }
 
 /// The system's CA bundle, when the machine has one: `$SSL_CERT_FILE`, else
@@ -424,6 +495,17 @@ mod tests {
             matches!(c.encoding, CertificateEncoding::Der)
                 && c.data.windows(isrg.len()).any(|w| w == isrg)
         }));
+    }
+
+    #[test]
+    fn the_realm_of_a_bearer_challenge_is_read() {
+        assert_eq!(
+            bearer_realm(r#"Bearer realm="http://t/token",service="s",scope="repository:a:pull""#)
+                .as_deref(),
+            Some("http://t/token")
+        );
+        assert_eq!(bearer_realm(r#"Basic realm="x""#), None);
+        assert_eq!(bearer_realm(""), None);
     }
 
     #[test]

@@ -29,6 +29,9 @@ pub enum Mode {
     /// x5c header, per-repository access) from tests/support/token_server.py,
     /// which takes the same user and password by HTTP basic auth.
     Token,
+    /// HTTPS (a CA made for the test) with `auth: token`, whose token
+    /// service is plain HTTP: credentials must not be sent to it.
+    TlsToken,
 }
 
 /// The `service` and issuer the token-auth registry is configured with.
@@ -57,7 +60,8 @@ impl Registry {
         let dir = tempfile::tempdir().unwrap();
         // The token server first: the registry's config names its port and
         // reads the certificate bundle it writes.
-        let mut token = (mode == Mode::Token).then(|| start_token_server(dir.path()));
+        let mut token =
+            matches!(mode, Mode::Token | Mode::TlsToken).then(|| start_token_server(dir.path()));
         for _ in 0..5 {
             let port = free_port();
             let host = format!("127.0.0.1:{port}");
@@ -136,6 +140,12 @@ impl Registry {
         match self.mode {
             Mode::Plain => vec!["--insecure-registry".into(), self.host.clone()],
             Mode::Tls => vec!["--ca-file".into(), self.ca().display().to_string()],
+            Mode::TlsToken => vec![
+                "--ca-file".into(),
+                self.ca().display().to_string(),
+                "--registry-config".into(),
+                self.docker_config(PASSWORD).display().to_string(),
+            ],
             Mode::Htpasswd | Mode::Token => vec![
                 "--insecure-registry".into(),
                 self.host.clone(),
@@ -314,7 +324,15 @@ fn write_config(dir: &Path, host: &str, mode: Mode) -> PathBuf {
                 dir.join("server.key").display()
             ));
         }
-        Mode::Token => {
+        Mode::Token | Mode::TlsToken => {
+            if mode == Mode::TlsToken {
+                make_tls(dir);
+                config.push_str(&format!(
+                    "  tls:\n    certificate: {}\n    key: {}\n",
+                    dir.join("server.pem").display(),
+                    dir.join("server.key").display()
+                ));
+            }
             config.push_str(&format!(
                 "auth:\n  token:\n    realm: http://127.0.0.1:{}/token\n    service: {TOKEN_SERVICE}\n    issuer: {TOKEN_ISSUER}\n    rootcertbundle: {}\n",
                 token_port(dir),
