@@ -17,19 +17,33 @@ pub enum LogFormat {
 }
 
 /// Installs the global subscriber. The level comes from `MODELGATE_LOG`
-/// (`info` by default; `warn` with `--quiet`).
-pub fn init(format: LogFormat, quiet: bool) {
+/// (`info` by default; `warn` with `--quiet`). `to_stdout` (for `init`)
+/// writes the lines to stdout instead of stderr.
+pub fn init(format: LogFormat, quiet: bool, to_stdout: bool) {
     let default = if quiet { "warn" } else { "info" };
     let filter =
         EnvFilter::try_from_env("MODELGATE_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let terminal = if to_stdout {
+        std::io::stdout().is_terminal()
+    } else {
+        std::io::stderr().is_terminal()
+    };
     let json = match format {
         LogFormat::Json => true,
         LogFormat::Text => false,
-        LogFormat::Auto => !std::io::stderr().is_terminal(),
+        LogFormat::Auto => !terminal,
     };
+    let writer =
+        tracing_subscriber::fmt::writer::BoxMakeWriter::new(move || -> Box<dyn std::io::Write> {
+            if to_stdout {
+                Box::new(std::io::stdout())
+            } else {
+                Box::new(std::io::stderr())
+            }
+        });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     // A second init (tests calling run() twice) keeps the first subscriber.
     let _ = if json {
         builder
@@ -41,7 +55,7 @@ pub fn init(format: LogFormat, quiet: bool) {
         builder
             .without_time()
             .with_target(false)
-            .with_ansi(std::io::stderr().is_terminal())
+            .with_ansi(terminal)
             .try_init()
     };
 }

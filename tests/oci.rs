@@ -433,29 +433,7 @@ fn the_registry_going_away_mid_pull_leaves_nothing() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let start = std::time::Instant::now();
-    let partial = loop {
-        let staged = std::fs::read_dir(out.path())
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .find(|p| {
-                p.file_name()
-                    .unwrap()
-                    .to_string_lossy()
-                    .starts_with(".modelgate-pull-")
-            });
-        let len = staged
-            .and_then(|d| std::fs::metadata(d.join("big.bin")).ok())
-            .map_or(0, |m| m.len());
-        if len > 0 {
-            break len;
-        }
-        assert!(
-            start.elapsed() < std::time::Duration::from_secs(20),
-            "the pull never started"
-        );
-        std::thread::sleep(std::time::Duration::from_micros(200));
-    };
+    let partial = wait_for_staged_bytes(out.path(), "big.bin");
     reg.stop();
     let output = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -650,6 +628,21 @@ fn https_trusts_the_bundled_and_system_roots_and_the_ca_file_only() {
     let (code, stderr) = pull_with(&dest, &[("SSL_CERT_FILE", ca.to_str().unwrap())]);
     assert_eq!(code, Some(0), "{stderr}");
     same_files(&repo(TINY), &dest);
+    // No CA bundle on the machine at all: a clear error, not a panic.
+    let dest = out.path().join("no-bundle");
+    let (code, stderr) = pull_with(
+        &dest,
+        &[
+            ("SSL_CERT_FILE", "/nonexistent"),
+            ("SSL_CERT_DIR", "/nonexistent"),
+        ],
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("no CA certificate bundle on this system") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+    nothing_left(&dest);
     // A file that holds no certificate is an error, not an empty trust list.
     let dest = out.path().join("bad-ca");
     let not_pem = out.path().join("not.pem");

@@ -55,6 +55,14 @@ pub enum Command {
     /// Work with ModelPolicy files.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// The init container: fetch or find the model, verify it, record the
+    /// measurement; configured by MODELGATE_* environment variables (the
+    /// same names as these flags). Also runs as `modelgate <uri> <mountPath>`
+    /// (KServe's storage-initializer convention).
+    Init(Box<InitArgs>),
+    /// Work with measurement logs.
+    #[command(subcommand)]
+    Measurement(MeasurementCommand),
 }
 
 /// `modelgate policy ...`.
@@ -391,6 +399,115 @@ pub struct CheckArgs {
     /// Write a measurement (JSON) here, whatever the verdict.
     #[arg(long, value_name = "OUT.json")]
     pub measurement: Option<PathBuf>,
+    /// What `init` adds to each measurement (the pod, the node), and where
+    /// it also reports (the measurement log, the termination message).
+    #[arg(skip)]
+    pub context: Option<std::sync::Arc<crate::measure::RunContext>>,
+}
+
+/// `modelgate measurement ...`.
+#[derive(Debug, Subcommand)]
+pub enum MeasurementCommand {
+    /// Recompute a hash-chained measurement log and name any entry that was
+    /// edited, reordered or removed; prints the entry count and last chain.
+    Verify {
+        /// The log (MODELGATE_MEASUREMENT_LOG of `init`).
+        log: PathBuf,
+        /// The last chain value it must end with (hex), kept elsewhere:
+        /// shows entries removed from the end.
+        #[arg(long, value_name = "HEX")]
+        expect_chain: Option<String>,
+    },
+}
+
+/// `modelgate init`: every setting is an environment variable with the
+/// flag's name (MODELGATE_SOURCE for --source); lists are comma-separated.
+/// Values are checked before any work starts.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The model: a folder (verified in place), or oci://REGISTRY/REPO@sha256:DIGEST.
+    #[arg(long, env = "MODELGATE_SOURCE", value_name = "FOLDER|oci://REF")]
+    pub source: Option<String>,
+    /// Where an oci:// model is put once verified (an empty folder; default
+    /// /mnt/models). With a folder source: copy it here, verified.
+    #[arg(long, env = "MODELGATE_TARGET", value_name = "DIR")]
+    pub target: Option<String>,
+    /// Signature bundle files; absent: found in the registry (oci:// only).
+    #[arg(long, env = "MODELGATE_SIGNATURE", value_delimiter = ',')]
+    pub signature: Vec<String>,
+    /// The ModelPolicy file (recommended).
+    #[arg(long, env = "MODELGATE_POLICY")]
+    pub policy: Option<String>,
+    /// Trusted public keys (PEM).
+    #[arg(long, env = "MODELGATE_KEY", value_delimiter = ',')]
+    pub key: Vec<String>,
+    /// Trust anchors for the certificate method (PEM).
+    #[arg(long, env = "MODELGATE_CERTIFICATE_CHAIN", value_delimiter = ',')]
+    pub certificate_chain: Vec<String>,
+    /// Keyless: the signer's identity, exactly.
+    #[arg(long, env = "MODELGATE_CERTIFICATE_IDENTITY")]
+    pub certificate_identity: Option<String>,
+    /// Keyless: a regular expression for the identity.
+    #[arg(long, env = "MODELGATE_CERTIFICATE_IDENTITY_REGEXP")]
+    pub certificate_identity_regexp: Option<String>,
+    /// Keyless: the OIDC issuer, exactly.
+    #[arg(long, env = "MODELGATE_CERTIFICATE_OIDC_ISSUER")]
+    pub certificate_oidc_issuer: Option<String>,
+    /// Keyless: a regular expression for the OIDC issuer.
+    #[arg(long, env = "MODELGATE_CERTIFICATE_OIDC_ISSUER_REGEXP")]
+    pub certificate_oidc_issuer_regexp: Option<String>,
+    /// A Sigstore trusted_root.json (offline trust).
+    #[arg(long, env = "MODELGATE_TRUSTED_ROOT")]
+    pub trusted_root: Option<String>,
+    /// The model's name for policy matching.
+    #[arg(long, env = "MODELGATE_MODEL_NAME")]
+    pub model_name: Option<String>,
+    /// More paths to leave out.
+    #[arg(long, env = "MODELGATE_IGNORE_PATHS", value_delimiter = ',')]
+    pub ignore_paths: Vec<String>,
+    /// true: tolerate unsigned files (recorded).
+    #[arg(long, env = "MODELGATE_IGNORE_UNSIGNED_FILES", value_name = "BOOL")]
+    pub ignore_unsigned_files: Option<String>,
+    /// true: accept model_signing 0.2 signatures (without a policy).
+    #[arg(long, env = "MODELGATE_ALLOW_LEGACY_FORMAT", value_name = "BOOL")]
+    pub allow_legacy_format: Option<String>,
+    /// A Docker config with registry credentials (a mounted .dockerconfigjson).
+    #[arg(long, env = "MODELGATE_REGISTRY_CONFIG")]
+    pub registry_config: Option<String>,
+    /// Extra CA certificates for registry HTTPS (PEM).
+    #[arg(long, env = "MODELGATE_CA_FILE", value_delimiter = ',')]
+    pub ca_file: Vec<String>,
+    /// Registries (host:port) reached over plain HTTP.
+    #[arg(long, env = "MODELGATE_INSECURE_REGISTRY", value_delimiter = ',')]
+    pub insecure_registry: Vec<String>,
+    /// The only registries that may be contacted.
+    #[arg(long, env = "MODELGATE_ALLOWED_REGISTRY", value_delimiter = ',')]
+    pub allowed_registry: Vec<String>,
+    /// The platform to pick from an image index.
+    #[arg(long, env = "MODELGATE_PLATFORM")]
+    pub platform: Option<String>,
+    /// The model's folder in a container image (/models for modelcars).
+    #[arg(long, env = "MODELGATE_SUBPATH")]
+    pub subpath: Option<String>,
+    /// The deadline for the whole run: 600, 90s, 10m, 1h.
+    #[arg(long, env = "MODELGATE_TIMEOUT", value_name = "DURATION")]
+    pub timeout: Option<String>,
+    /// Blobs downloaded at once (1 to 64).
+    #[arg(long, env = "MODELGATE_CONCURRENCY", value_name = "N")]
+    pub concurrency: Option<String>,
+    /// The measurement (default /run/modelgate/measurement.json).
+    #[arg(long, env = "MODELGATE_MEASUREMENT")]
+    pub measurement: Option<String>,
+    /// A hash-chained measurement log to append to.
+    #[arg(long, env = "MODELGATE_MEASUREMENT_LOG")]
+    pub measurement_log: Option<String>,
+    /// The termination-message file (default /dev/termination-log, when it exists).
+    #[arg(long, env = "MODELGATE_TERMINATION_LOG")]
+    pub termination_log: Option<String>,
+    /// The root the node facts (GPU driver, devices, libraries) are read
+    /// under (default /).
+    #[arg(long, env = "MODELGATE_HOST_ROOT")]
+    pub host_root: Option<String>,
 }
 
 /// `modelgate digest`.

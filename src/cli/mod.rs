@@ -5,7 +5,9 @@
 //! untrusted signature); 2 could not verify (usage, unreadable input, I/O).
 //! Both non-zero codes mean "do not start the workload".
 
+mod abort;
 mod args;
+mod init_cmd;
 mod verify_cmd;
 
 use std::io::IsTerminal;
@@ -33,9 +35,20 @@ pub const EXIT_REJECTED: i32 = 1;
 /// Exit code: verification could not be carried out.
 pub const EXIT_ERROR: i32 = 2;
 
+/// Whether `word` names a subcommand (or `help`).
+pub fn is_subcommand(word: &str) -> bool {
+    use clap::CommandFactory as _;
+    word == "help"
+        || Cli::command()
+            .get_subcommands()
+            .any(|c| c.get_name() == word)
+}
+
 /// Runs the parsed command line and returns the exit code.
 pub fn run(cli: Cli) -> i32 {
-    logging::init(cli.log_format, cli.quiet);
+    // init's log lines go to stdout (one per step), as kubelet collects them.
+    let to_stdout = matches!(cli.command, Command::Init(_));
+    logging::init(cli.log_format, cli.quiet, to_stdout);
     let workers = cli
         .jobs
         .filter(|&j| j > 0)
@@ -49,9 +62,33 @@ pub fn run(cli: Cli) -> i32 {
         Command::Push(args) => report(push_cmd(args, workers, &progress)),
         Command::VerifyBundle(args) => verify_bundle_cmd(args),
         Command::Policy(PolicyCommand::Check { file }) => report(policy_check_cmd(file)),
+        Command::Init(args) => init_cmd::init_cmd(args, workers, &progress),
+        Command::Measurement(MeasurementCommand::Verify { log, expect_chain }) => {
+            measurement_verify_cmd(log, expect_chain.as_deref())
+        }
     };
     progress.finish();
     code
+}
+
+/// `modelgate measurement verify LOG`: exit 0 and the entry count and last
+/// chain on stdout, or exit 1 naming the first broken entry.
+fn measurement_verify_cmd(log: &Path, expect_chain: Option<&str>) -> i32 {
+    match crate::measure::log::verify_log(log, expect_chain) {
+        Ok(summary) => {
+            println!("{} entries, chain {}", summary.entries, summary.chain);
+            info!(log = %log.display(), entries = summary.entries, chain = %summary.chain, "measurement log verified");
+            EXIT_OK
+        }
+        Err(e @ crate::measure::log::LogError::Io { .. }) => {
+            error!(exit_code = EXIT_ERROR, "{e}");
+            EXIT_ERROR
+        }
+        Err(e) => {
+            error!(exit_code = EXIT_REJECTED, "{e}");
+            EXIT_REJECTED
+        }
+    }
 }
 
 fn report(result: Result<(), Error>) -> i32 {

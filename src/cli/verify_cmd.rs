@@ -5,12 +5,13 @@ use tracing::{error, info, warn};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::abort;
 use super::args::{CheckArgs, PullArgs, RegistryArgs, VerifyArgs};
 use super::{
     EXIT_ERROR, EXIT_OK, EXIT_REJECTED, Progress, load_certificates, model_relative, read_pem,
 };
 use crate::Error;
-use crate::measure::{FoundOut, Measurement, PolicyOut, SourceOut};
+use crate::measure::{FoundOut, Measurement, PolicyOut, SourceOut, log};
 use crate::model::paths;
 use crate::oci::discover::Discovered;
 use crate::oci::layout::Unpack;
@@ -51,8 +52,17 @@ pub(super) fn verify_cmd(args: &VerifyArgs, workers: usize, progress: &Progress)
             progress,
         );
     }
-    let path = PathBuf::from(&args.model);
-    if args.check.signature.is_empty() {
+    verify_in_place(Path::new(&args.model), &args.check, workers, progress)
+}
+
+/// Verifies a model folder (or file) where it is.
+pub(super) fn verify_in_place(
+    path: &Path,
+    checks: &CheckArgs,
+    workers: usize,
+    progress: &Progress,
+) -> i32 {
+    if checks.signature.is_empty() {
         error!(
             exit_code = EXIT_ERROR,
             "--signature is required for a model on disk (only an oci:// model can find its signatures in the registry)"
@@ -60,18 +70,18 @@ pub(super) fn verify_cmd(args: &VerifyArgs, workers: usize, progress: &Progress)
         return EXIT_ERROR;
     }
     let subject = Subject {
-        shown: path.clone(),
-        files: path,
+        shown: path.to_path_buf(),
+        files: path.to_path_buf(),
         source: None,
         known: KnownDigests::new(),
         blobs: BlobResources::new(),
     };
-    let policy = load_policy(&args.check);
+    let policy = load_policy(checks);
     check(
         &subject,
-        &args.check,
+        checks,
         policy,
-        &args.check.signature,
+        &checks.signature,
         workers,
         progress,
     )
@@ -93,7 +103,7 @@ pub(super) fn pull_cmd(args: &PullArgs, workers: usize, progress: &Progress) -> 
 /// The pull, the verification and, for a destination, the rename. The
 /// temporary folder is removed on every path that does not end in the
 /// rename, so the destination never holds an unverified or partial model.
-fn pull_and_verify(
+pub(super) fn pull_and_verify(
     reference: &str,
     destination: Option<&Path>,
     checks: &CheckArgs,
@@ -131,28 +141,17 @@ fn pull_and_verify(
     if let Err(why) = before_any_request(&model_ref, checks, &policy) {
         return fail(EXIT_REJECTED, why, None);
     }
-    let parent = match destination {
-        Some(dest) => match prepare_destination(dest) {
-            Ok(parent) => parent,
-            Err(why) => return fail(EXIT_ERROR, why, None),
-        },
-        None => std::env::temp_dir(),
-    };
-    let staging = match temp_dir_in(&parent, ".modelgate-pull-") {
-        Ok(dir) => dir,
+    let place = match Placement::prepare(destination) {
+        Ok(place) => place,
         Err(why) => return fail(EXIT_ERROR, why, None),
     };
-    // Signatures found in the registry go to a folder of their own beside
-    // the model (never inside it), removed with it.
-    let found_dir = match temp_dir_in(&parent, ".modelgate-signatures-") {
-        Ok(dir) => dir,
-        Err(why) => return fail(EXIT_ERROR, why, None),
-    };
+    let (staging, found_dir) = (&place.staging, &place.signatures);
     let options = registry.options();
     let pull = PullOptions {
         concurrency: usize::try_from(registry.concurrency).unwrap_or(4),
         retries: 3,
         watch: progress,
+        scratch: place.blobs.path(),
     };
     let timeout = registry.timeout.map(Duration::from_secs);
     info!(model = %model_ref, "pulling");
@@ -280,6 +279,7 @@ fn pull_and_verify(
         layout = pulled.layout.name(),
         layers = pulled.artifact.layers.len(),
         credential = %pulled.credential,
+        step = "fetch",
         "pulled"
     );
     let Some(source) = source else {
@@ -301,21 +301,237 @@ fn pull_and_verify(
         // never touched.
         return code;
     }
-    let staged = staging.keep();
-    if let Err(e) = std::fs::rename(&staged, dest) {
-        let _ = std::fs::remove_dir_all(&staged);
-        let source = subject.source.clone();
-        return fail(
-            EXIT_ERROR,
-            format!(
-                "the model verified, but cannot be moved into place at {}: {e}",
-                dest.display()
-            ),
-            source,
-        );
+    match abort::commit(|| place.put_in_place(dest)) {
+        None => EXIT_ERROR, // aborted (deadline, SIGTERM): reported there
+        Some(Err(e)) => {
+            let source = subject.source.clone();
+            fail(
+                EXIT_ERROR,
+                format!(
+                    "the model verified, but cannot be moved into place at {}: {e}",
+                    dest.display()
+                ),
+                source,
+            )
+        }
+        Some(Ok(())) => {
+            info!(model = %model_ref, destination = %dest.display(), "in place");
+            EXIT_OK
+        }
     }
-    info!(model = %model_ref, destination = %dest.display(), "in place");
-    EXIT_OK
+}
+
+/// A mounted folder copied to `dest` (KServe handing a folder URI with a
+/// mount path): copied into a temporary folder, verified there, then put in
+/// place as a pull is. Symbolic links are copied as links (the signature
+/// decides whether any may exist); anything but files, folders and links is
+/// refused.
+pub(super) fn copy_and_verify(
+    from: &Path,
+    dest: &Path,
+    checks: &CheckArgs,
+    workers: usize,
+    progress: &Progress,
+) -> i32 {
+    let fail = |message: String| {
+        error!(exit_code = EXIT_ERROR, model = %from.display(), "{message}; do not start the workload");
+        record(checks, || {
+            Measurement::failed(dest, "error", message.clone())
+        });
+        EXIT_ERROR
+    };
+    let place = match Placement::prepare(Some(dest)) {
+        Ok(place) => place,
+        Err(why) => return fail(why),
+    };
+    if let Err(e) = copy_tree(from, place.staging.path()) {
+        return fail(format!(
+            "cannot copy {} to {}: {e}",
+            from.display(),
+            dest.display()
+        ));
+    }
+    info!(model = %from.display(), "copied; verifying the copy");
+    let subject = Subject {
+        shown: dest.to_path_buf(),
+        files: place.staging.path().to_path_buf(),
+        source: None,
+        known: KnownDigests::new(),
+        blobs: BlobResources::new(),
+    };
+    let code = check(
+        &subject,
+        checks,
+        load_policy(checks),
+        &checks.signature,
+        workers,
+        progress,
+    );
+    if code != EXIT_OK {
+        return code;
+    }
+    match abort::commit(|| place.put_in_place(dest)) {
+        None => EXIT_ERROR,
+        Some(Err(e)) => fail(format!(
+            "the model verified, but cannot be moved into place at {}: {e}",
+            dest.display()
+        )),
+        Some(Ok(())) => {
+            info!(destination = %dest.display(), "in place");
+            EXIT_OK
+        }
+    }
+}
+
+/// Copies the tree at `from` into the existing empty folder `to`, never
+/// following a link.
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        if kind.is_dir() {
+            std::fs::create_dir(&dst)?;
+            copy_tree(&src, &dst)?;
+        } else if kind.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&src)?, &dst)?;
+        } else if kind.is_file() {
+            let mut input = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+                .open(&src)?;
+            let mut output = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+                .open(&dst)?;
+            std::io::copy(&mut input, &mut output)?;
+            output.sync_all()?;
+        } else {
+            return Err(std::io::Error::other(format!(
+                "{} is not a file, folder or symbolic link",
+                src.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Marks a target being filled in place; an earlier run that left it is
+/// cleared by the next one.
+const INCOMPLETE: &str = ".modelgate-incomplete";
+
+/// Where a pull is staged: a temporary folder beside the destination, which
+/// is renamed into place; or, when the destination is an empty mount point
+/// whose parent cannot be written (an emptyDir at `/mnt/models` under a
+/// read-only root, KServe's layout), a temporary folder inside it, whose
+/// entries are moved up once verified, with a marker file until they all are.
+struct Placement {
+    staging: tempfile::TempDir,
+    signatures: tempfile::TempDir,
+    /// Tar layers until their digest is proven.
+    blobs: tempfile::TempDir,
+    /// For a pull inside the destination: its marker, removed when the
+    /// placement ends either way (left only by a killed run).
+    marker: Option<Marker>,
+}
+
+/// The marker file of a destination filled in place.
+struct Marker(PathBuf);
+
+impl Drop for Marker {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+impl Placement {
+    fn prepare(destination: Option<&Path>) -> Result<Self, String> {
+        let Some(dest) = destination else {
+            let parent = std::env::temp_dir();
+            return Self::in_folder(&parent);
+        };
+        let parent = prepare_destination(dest)?;
+        match Self::in_folder(&parent) {
+            Ok(place) => Ok(place),
+            Err(beside) if dest.is_dir() => {
+                let marker = dest.join(INCOMPLETE);
+                crate::io::write_atomic(&marker, b"", 0o644).map_err(|e| {
+                    format!(
+                        "{beside}; and cannot write in the destination {} either: {e}",
+                        dest.display()
+                    )
+                })?;
+                let marker = Marker(marker);
+                let mut place = Self::in_folder(dest)?;
+                place.marker = Some(marker);
+                Ok(place)
+            }
+            Err(beside) => Err(beside),
+        }
+    }
+
+    fn in_folder(folder: &Path) -> Result<Self, String> {
+        let staging = temp_dir_in(folder, ".modelgate-pull-")?;
+        abort::register(staging.path().to_path_buf());
+        // Signatures found in the registry go to a folder of their own
+        // (never inside the model), removed with it.
+        let signatures = temp_dir_in(folder, ".modelgate-signatures-")?;
+        abort::register(signatures.path().to_path_buf());
+        let blobs = temp_dir_in(folder, ".modelgate-blobs-")?;
+        abort::register(blobs.path().to_path_buf());
+        Ok(Self {
+            staging,
+            signatures,
+            blobs,
+            marker: None,
+        })
+    }
+
+    /// Puts the verified model at `dest`.
+    fn put_in_place(self, dest: &Path) -> std::io::Result<()> {
+        let Self {
+            staging,
+            signatures,
+            blobs,
+            marker,
+        } = self;
+        drop((signatures, blobs));
+        let staged = staging.keep();
+        let Some(marker) = marker else {
+            let renamed = std::fs::rename(&staged, dest);
+            if renamed.is_err() {
+                let _ = std::fs::remove_dir_all(&staged);
+            }
+            return renamed;
+        };
+        let moved = (|| {
+            for entry in std::fs::read_dir(&staged)? {
+                let entry = entry?;
+                std::fs::rename(entry.path(), dest.join(entry.file_name()))?;
+            }
+            std::fs::remove_dir(&staged)
+        })();
+        if moved.is_err() {
+            let _ = clear_folder(dest);
+        }
+        drop(marker);
+        moved
+    }
+}
+
+/// Removes everything inside `folder`, not the folder.
+fn clear_folder(folder: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(folder)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            std::fs::remove_dir_all(entry.path())?;
+        } else {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
 }
 
 /// What the policy says about a registry reference before anything is
@@ -362,6 +578,10 @@ fn prepare_destination(dest: &Path) -> Result<PathBuf, String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(format!("cannot use destination {}: {e}", dest.display())),
         Ok(meta) if meta.is_dir() => {
+            if dest.join(INCOMPLETE).exists() {
+                tracing::warn!(destination = %dest.display(), "clearing an incomplete model an earlier run left (it was killed while putting the model in place)");
+                clear_folder(dest).map_err(|e| format!("cannot clear {}: {e}", dest.display()))?;
+            }
             let mut entries = std::fs::read_dir(dest)
                 .map_err(|e| format!("cannot read destination {}: {e}", dest.display()))?;
             if entries.next().is_some() {
@@ -502,6 +722,7 @@ fn check(
                 resources = verified.manifest.resources.len(),
                 rule = %verified.rule,
                 signer = %signers.join("; "),
+                step = "verify",
                 "verified"
             );
             EXIT_OK
@@ -627,25 +848,71 @@ impl Ctx<'_> {
 }
 
 /// Writes the measurement if one was asked for. A verified model whose
-/// measurement cannot be written is not reported as verified.
+/// measurement cannot be written is not reported as verified. Under `init`
+/// the document also carries the pod and node facts, an entry goes to the
+/// measurement log, and a summary to the termination message.
 fn record<'a>(args: &CheckArgs, doc: impl FnOnce() -> Measurement<'a>) -> i32 {
     let Some(path) = &args.measurement else {
         return EXIT_OK;
     };
-    match doc().write(path) {
-        Ok(()) => EXIT_OK,
-        Err(e) => {
-            error!(path = %path.display(), "cannot write measurement: {e}");
-            // Never leave an older "verified" document behind.
-            let _ = std::fs::remove_file(path);
-            EXIT_ERROR
+    let context = args.context.as_deref();
+    let doc = doc();
+    let doc = match context {
+        Some(c) => doc.with_context(c.pod.as_ref(), c.node.as_ref()),
+        None => doc,
+    };
+    write_measurement(path, &doc.to_bytes(), context)
+}
+
+/// Writes a measurement's bytes, then (with a context) its log entry and
+/// termination message. Any failure to record removes the document: never
+/// an older or unlogged "verified" left behind.
+pub(super) fn write_measurement(
+    path: &Path,
+    bytes: &[u8],
+    context: Option<&crate::measure::RunContext>,
+) -> i32 {
+    if let Err(e) = crate::io::write_atomic(path, bytes, 0o644) {
+        error!(path = %path.display(), "cannot write measurement: {e}");
+        let _ = std::fs::remove_file(path);
+        return EXIT_ERROR;
+    }
+    info!(path = %path.display(), step = "measurement", "measurement written");
+    let Some(context) = context else {
+        return EXIT_OK;
+    };
+    let value: serde_json::Value = serde_json::from_slice(bytes).unwrap_or_default();
+    let mut code = EXIT_OK;
+    if let Some(log) = &context.measurement_log {
+        match log::append(log, &log::entry_for(&value, bytes)) {
+            Ok(chain) => info!(log = %log.display(), chain = %chain, "measurement log appended"),
+            Err(e) => {
+                error!("{e}; the run is not reported as verified");
+                let _ = std::fs::remove_file(path);
+                code = EXIT_ERROR;
+            }
         }
     }
+    if let Some(file) = &context.termination_log {
+        let mut message = log::termination_message(&value);
+        if code != EXIT_OK {
+            message = log::cut(
+                format!(
+                    "modelgate: error: the measurement log could not be appended to\n{message}"
+                ),
+                log::MAX_TERMINATION_BYTES,
+            );
+        }
+        if let Err(e) = std::fs::write(file, message) {
+            warn!(path = %file.display(), "cannot write the termination message: {e}");
+        }
+    }
+    code
 }
 
 /// The policy `verify` applies: the `--policy` file, or the trust flags as
 /// a policy of one rule.
-fn load_policy(args: &CheckArgs) -> Result<Policy, Error> {
+pub(super) fn load_policy(args: &CheckArgs) -> Result<Policy, Error> {
     match &args.policy {
         Some(path) => Policy::from_file(path).map_err(|e| Error::Usage(e.to_string())),
         None => load_trust(args).map(|trust| {

@@ -46,6 +46,46 @@ pub struct Measurement<'a> {
     ignored: &'a [String],
     unsigned_files_tolerated: &'a [String],
     reasons: Vec<Reason<'a>>,
+    /// The pod this ran in (from the downward API), under `modelgate init`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pod: Option<&'a Pod>,
+    /// Facts about the node (the GPU driver pathway), under `modelgate init`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    node: Option<&'a serde_json::Value>,
+}
+
+/// The pod, as the downward API gives it (`POD_NAME`, `POD_NAMESPACE`,
+/// `POD_UID`, `NODE_NAME`); absent values are left out.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pod {
+    /// `POD_NAME`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// `POD_NAMESPACE`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// `POD_UID`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
+    /// `NODE_NAME`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+}
+
+impl Pod {
+    /// The pod from the downward API's usual variables; `None` outside a pod.
+    pub fn from_env() -> Option<Self> {
+        let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let pod = Self {
+            name: get("POD_NAME"),
+            namespace: get("POD_NAMESPACE"),
+            uid: get("POD_UID"),
+            node: get("NODE_NAME"),
+        };
+        (pod.name.is_some() || pod.namespace.is_some() || pod.uid.is_some() || pod.node.is_some())
+            .then_some(pod)
+    }
 }
 
 #[derive(Serialize)]
@@ -372,6 +412,8 @@ impl<'a> Measurement<'a> {
             ignored: &[],
             unsigned_files_tolerated: &[],
             reasons: Vec::new(),
+            pod: None,
+            node: None,
         }
     }
 
@@ -419,6 +461,26 @@ impl<'a> Measurement<'a> {
         let mut doc = Self::error(model, message);
         doc.verdict = verdict;
         doc
+    }
+
+    /// Records the pod and the node facts (`modelgate init`).
+    pub fn with_context(
+        mut self,
+        pod: Option<&'a Pod>,
+        node: Option<&'a serde_json::Value>,
+    ) -> Self {
+        self.pod = pod;
+        self.node = node;
+        self
+    }
+
+    /// The document's JSON bytes, as [`Self::write`] writes them.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        let mut ser = serde_json::Serializer::pretty(&mut bytes);
+        let _ = self.serialize(&mut ser);
+        bytes.push(b'\n');
+        bytes
     }
 
     /// Records the policy and rule that decided.
@@ -472,10 +534,6 @@ impl<'a> Measurement<'a> {
     /// Writes the document to `path` atomically, readable by the workload
     /// (which may run as another user).
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
-        let mut bytes = Vec::new();
-        let mut ser = serde_json::Serializer::pretty(&mut bytes);
-        self.serialize(&mut ser)?;
-        bytes.push(b'\n');
-        crate::io::write_atomic(path, &bytes, 0o644)
+        crate::io::write_atomic(path, &self.to_bytes(), 0o644)
     }
 }

@@ -34,6 +34,10 @@ pub struct PullOptions<'a> {
     pub retries: u32,
     /// Told of each blob's transfer.
     pub watch: &'a dyn Watch,
+    /// An empty folder of the caller's, on the model's file system, where
+    /// tar layers wait until their digest is proven (each is removed once
+    /// unpacked; the caller removes the folder).
+    pub scratch: &'a Path,
 }
 
 /// What a pull reports while it runs: a progress bar per blob on a
@@ -50,7 +54,7 @@ pub trait Watch: Sync {
 
 /// Downloads every layer of `artifact` into `dir` (an empty folder the
 /// caller made). A raw layer streams straight into its file; a tar layer is
-/// downloaded beside `dir`, checked against its digest, and only then
+/// downloaded into `opts.scratch`, checked against its digest, and only then
 /// unpacked ([`super::untar`]), in manifest order.
 pub async fn download(
     registry: &Registry,
@@ -58,15 +62,12 @@ pub async fn download(
     dir: &Path,
     opts: &PullOptions<'_>,
 ) -> Result<KnownDigests, OciError> {
-    let blobs = tempfile::Builder::new()
-        .prefix(".modelgate-blobs-")
-        .tempdir_in(dir.parent().unwrap_or(dir))
-        .map_err(|e| OciError::Registry(format!("cannot make a folder for tar layers: {e}")))?;
+    let blobs = opts.scratch;
     let jobs = artifact.layers.iter().map(|layer| {
         let (target, shown) = match &layer.unpack {
             Unpack::Raw(path) => (dir.join(path), path.clone()),
             Unpack::Tar { .. } => (
-                blobs.path().join(layer.digest.replace(':', "-")),
+                blobs.join(layer.digest.replace(':', "-")),
                 format!("tar layer {}", layer.digest),
             ),
         };
@@ -87,7 +88,7 @@ pub async fn download(
         else {
             continue;
         };
-        let blob = blobs.path().join(layer.digest.replace(':', "-"));
+        let blob = blobs.join(layer.digest.replace(':', "-"));
         let target = super::untar::Target {
             root: dir.to_path_buf(),
             under: under.clone(),

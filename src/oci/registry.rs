@@ -118,8 +118,28 @@ impl Registry {
             user_agent: concat!("modelgate/", env!("CARGO_PKG_VERSION")),
             ..ClientConfig::default()
         };
+        // oci-client 0.18 builds a default reqwest client inside every
+        // client it makes (`..Default::default()` in `TryFrom<ClientConfig>`),
+        // and reqwest's default TLS set-up panics when the system has no CA
+        // certificate at all, even though that client is thrown away and
+        // ours uses only the roots above. Say so instead of panicking; the
+        // image ships a CA bundle for this reason.
+        if rustls_native_certs::load_native_certs().certs.is_empty() {
+            return Err(OciError::Usage(
+                "no CA certificate bundle on this system (SSL_CERT_FILE, SSL_CERT_DIR, /etc/ssl/certs): the registry client library (oci-client 0.18) cannot start without one, even though modelgate checks registries against its own built-in roots; the modelgate image ships /etc/ssl/certs/ca-certificates.crt, or set SSL_CERT_FILE to a PEM bundle".into(),
+            ));
+        }
+        // Never Client::new: on a configuration it cannot use, it falls back
+        // to a default client, silently dropping the roots, the protocol
+        // and the timeouts given here.
+        let client = Client::try_from(config).map_err(|e| {
+            OciError::Usage(format!(
+                "cannot set up the registry client for {}: {e}",
+                reference.registry()
+            ))
+        })?;
         Ok(Self {
-            client: Client::new(config),
+            client,
             reference: reference.clone(),
             credential,
             platform: opts.platform.clone(),

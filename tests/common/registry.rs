@@ -604,3 +604,32 @@ pub fn same_files(a: &Path, b: &Path) {
     }
     assert_eq!(std::fs::read_dir(b).unwrap().count(), tiny_files().len());
 }
+
+/// Waits until a pull staged in `folder` has received bytes of `file`;
+/// returns how many (fewer than all, for a large enough file).
+#[track_caller]
+pub fn wait_for_staged_bytes(folder: &Path, file: &str) -> u64 {
+    let start = Instant::now();
+    loop {
+        let staged = std::fs::read_dir(folder)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with(".modelgate-pull-")
+            });
+        let len = staged
+            .and_then(|d| std::fs::metadata(d.join(file)).ok())
+            .map_or(0, |m| m.len());
+        if len > 0 {
+            return len;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the pull never started"
+        );
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
