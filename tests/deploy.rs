@@ -1,0 +1,817 @@
+//! The Kubernetes manifests under deploy/, as a platform engineer applies
+//! them: every kustomization builds with `kubectl kustomize`, every resource
+//! validates strictly against Kubernetes' own schemas (kubernetes-validate,
+//! from the test venv), and the properties a user relies on hold: the server
+//! reads the model read-only, every container is hardened, every model and
+//! image reference is pinned by digest, modelgate is configured only by the
+//! variables it knows, and the policies shipped are ones modelgate accepts.
+//!
+//! Needs `kubectl` on PATH and `kubernetes-validate` in the venv
+//! (`MODELGATE_TEST_VENV`, default `.venv`; tests/requirements.txt).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+/// Every kustomization a user may apply, relative to deploy/.
+const KUSTOMIZATIONS: [&str; 4] = [
+    "base",
+    "overlays/pvc",
+    "overlays/image-volume",
+    "overlays/kserve",
+];
+
+/// The oldest Kubernetes the manifests promise to work on: image volumes
+/// (`volumes[].image`) need 1.33. Each build is also validated against the
+/// newest version the installed kubernetes-validate knows.
+const OLDEST_KUBERNETES: &str = "1.33.0";
+
+/// Kinds that are not Kubernetes' own: kubernetes-validate has no schema for
+/// them, so their Kubernetes parts are validated by wrapping them in a Pod.
+const CUSTOM_KINDS: [&str; 2] = ["ClusterStorageContainer", "InferenceService"];
+
+/// The environment `modelgate init` reads, from its own `--help` (each
+/// setting shows `[env: MODELGATE_...]`), plus MODELGATE_LOG: any other
+/// MODELGATE_ name in a manifest is a typo that init would refuse.
+fn modelgate_env() -> Vec<String> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_modelgate"))
+        .args(["init", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    let mut names: Vec<String> = help
+        .split("[env: ")
+        .skip(1)
+        .filter_map(|rest| rest.split('=').next())
+        .map(String::from)
+        .collect();
+    names.push("MODELGATE_LOG".into());
+    assert!(names.len() > 20, "{help}");
+    names
+}
+
+const MODELGATE_IMAGE: &str = "ghcr.io/modelgate/modelgate@sha256:";
+const MODEL_PATH: &str = "/mnt/models";
+const MEASUREMENT_DIR: &str = "/run/modelgate";
+
+// ---------------------------------------------------------------- helpers
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A program of the test venv, which must be installed.
+fn venv_bin(name: &str) -> PathBuf {
+    let venv = std::env::var_os("MODELGATE_TEST_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".venv"));
+    let bin = venv.join("bin").join(name);
+    assert!(
+        bin.exists(),
+        "{} is missing: install tests/requirements.txt into the venv ({}/bin/pip install -r tests/requirements.txt, or scripts/test.sh)",
+        bin.display(),
+        venv.display()
+    );
+    bin
+}
+
+/// Runs `cmd` with `input` on stdin; returns (exit code, stdout, stderr).
+fn pipe(cmd: &mut Command, input: &str) -> (i32, String, String) {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `kubectl kustomize deploy/<dir>`, asserting success.
+fn kustomize(dir: &str) -> String {
+    let path = repo().join("deploy").join(dir);
+    let out = Command::new("kubectl")
+        .arg("kustomize")
+        .arg(&path)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run kubectl (needed to build deploy/): {e}"));
+    assert!(
+        out.status.success(),
+        "kubectl kustomize {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The documents of a YAML stream, as JSON (PyYAML from the venv).
+fn parse(yaml: &str) -> Vec<Value> {
+    let script = "import json, sys, yaml\n\
+                  json.dump([d for d in yaml.safe_load_all(sys.stdin) if d is not None], sys.stdout)";
+    let (code, stdout, stderr) = pipe(Command::new(venv_bin("python")).args(["-c", script]), yaml);
+    assert_eq!(code, 0, "parsing YAML: {stderr}");
+    match serde_json::from_str(&stdout).unwrap() {
+        Value::Array(docs) => docs,
+        other => panic!("not a list of documents: {other}"),
+    }
+}
+
+/// The documents `deploy/<dir>` builds to.
+fn build(dir: &str) -> Vec<Value> {
+    parse(&kustomize(dir))
+}
+
+fn kind(doc: &Value) -> &str {
+    doc["kind"].as_str().unwrap_or_default()
+}
+
+fn name(doc: &Value) -> &str {
+    doc["metadata"]["name"].as_str().unwrap_or_default()
+}
+
+fn one<'a>(docs: &'a [Value], kind_: &str, name_: &str) -> &'a Value {
+    let found: Vec<_> = docs
+        .iter()
+        .filter(|d| kind(d) == kind_ && name(d) == name_)
+        .collect();
+    assert_eq!(found.len(), 1, "expected one {kind_} {name_}");
+    found[0]
+}
+
+fn list(v: &Value) -> &[Value] {
+    v.as_array().map(Vec::as_slice).unwrap_or_default()
+}
+
+/// Validates a YAML stream strictly (unknown fields are errors) against
+/// `version`, or the newest version kubernetes-validate knows. Every
+/// resource must pass except custom kinds, which it can only skip.
+fn validate(yaml: &str, version: Option<&str>, what: &str) {
+    let mut cmd = Command::new(venv_bin("kubernetes-validate"));
+    cmd.arg("--strict");
+    if let Some(v) = version {
+        cmd.args(["--kubernetes-version", v]);
+    }
+    cmd.arg("-");
+    let (code, stdout, stderr) = pipe(&mut cmd, yaml);
+    let report = format!("{stdout}{stderr}");
+    assert_eq!(
+        code, 0,
+        "kubernetes-validate {what} ({version:?}):\n{report}"
+    );
+    let docs = parse(yaml);
+    let custom = docs
+        .iter()
+        .filter(|d| CUSTOM_KINDS.contains(&kind(d)))
+        .count();
+    let total = docs.len();
+    let mut passed = 0;
+    for line in report.lines().filter(|l| !l.trim().is_empty()) {
+        if line.starts_with("INFO") && line.contains(" passed for resource ") {
+            passed += 1;
+        } else {
+            assert!(
+                line.starts_with("WARN") && CUSTOM_KINDS.iter().any(|k| line.contains(k)),
+                "kubernetes-validate {what}: unexpected output {line:?}\n{report}"
+            );
+        }
+    }
+    assert_eq!(
+        passed,
+        total - custom,
+        "resources validated in {what}:\n{report}"
+    );
+}
+
+/// A Pod holding `spec`, to validate the Kubernetes parts of a custom kind.
+fn pod(name: &str, spec: Value) -> String {
+    let pod = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": spec,
+    });
+    // JSON is YAML.
+    serde_json::to_string(&pod).unwrap()
+}
+
+/// The pod spec KServe would build from an InferenceService's predictor,
+/// as far as the manifest states it: the predictor is a PodSpec, and its
+/// `model` a container the serving runtime completes (image, name).
+fn predictor_pod_spec(isvc: &Value) -> Value {
+    let mut spec = isvc["spec"]["predictor"].clone();
+    let spec_map = spec.as_object_mut().unwrap();
+    if let Some(mut model) = spec_map.remove("model") {
+        let m = model.as_object_mut().unwrap();
+        for kserve_only in ["modelFormat", "storageUri", "runtime", "protocolVersion"] {
+            m.remove(kserve_only);
+        }
+        m.insert("name".into(), "kserve-container".into());
+        m.insert("image".into(), "serving-runtime".into());
+        spec_map.insert("containers".into(), Value::Array(vec![model]));
+    }
+    spec
+}
+
+/// A pod as the manifests describe it: a Deployment's template, an
+/// InferenceService's predictor, or the ClusterStorageContainer's container
+/// (KServe's storage-initializer).
+struct PodView {
+    what: String,
+    spec: Value,
+    init: Vec<Value>,
+    containers: Vec<Value>,
+}
+
+fn pods(docs: &[Value]) -> Vec<PodView> {
+    let mut out = Vec::new();
+    for doc in docs {
+        let (spec, init, containers) = match kind(doc) {
+            "Deployment" => {
+                let spec = doc["spec"]["template"]["spec"].clone();
+                let init = list(&spec["initContainers"]).to_vec();
+                let containers = list(&spec["containers"]).to_vec();
+                (spec, init, containers)
+            }
+            "InferenceService" => {
+                let spec = predictor_pod_spec(doc);
+                let containers = list(&spec["containers"]).to_vec();
+                (spec, Vec::new(), containers)
+            }
+            "ClusterStorageContainer" => (
+                Value::Null,
+                vec![doc["spec"]["container"].clone()],
+                Vec::new(),
+            ),
+            _ => continue,
+        };
+        out.push(PodView {
+            what: format!("{} {}", kind(doc), name(doc)),
+            spec,
+            init,
+            containers,
+        });
+    }
+    out
+}
+
+fn all_builds() -> Vec<(&'static str, Vec<Value>)> {
+    KUSTOMIZATIONS.iter().map(|d| (*d, build(d))).collect()
+}
+
+fn env<'a>(container: &'a Value, var: &str) -> Option<&'a str> {
+    list(&container["env"])
+        .iter()
+        .find(|e| e["name"] == var)
+        .map(|e| e["value"].as_str().unwrap_or_default())
+}
+
+fn mount<'a>(container: &'a Value, path: &str) -> Option<&'a Value> {
+    list(&container["volumeMounts"])
+        .iter()
+        .find(|m| m["mountPath"] == path)
+}
+
+fn volume<'a>(spec: &'a Value, name_: &str) -> &'a Value {
+    list(&spec["volumes"])
+        .iter()
+        .find(|v| v["name"] == name_)
+        .unwrap_or_else(|| panic!("no volume {name_}"))
+}
+
+/// The single init container and the single server container of `dir`'s
+/// Deployment, with its pod spec.
+fn deployment(dir: &str) -> (Vec<Value>, Value, Value, Value) {
+    let docs = build(dir);
+    let spec = one(&docs, "Deployment", "vllm")["spec"]["template"]["spec"].clone();
+    let init = list(&spec["initContainers"]);
+    let containers = list(&spec["containers"]);
+    assert_eq!(init.len(), 1, "{dir}: one init container");
+    assert_eq!(containers.len(), 1, "{dir}: one server container");
+    let (init, server) = (init[0].clone(), containers[0].clone());
+    (docs, spec, init, server)
+}
+
+/// Every string in `v`, with the path that leads to it.
+fn strings<'a>(v: &'a Value, path: String, out: &mut Vec<(String, &'a str)>) {
+    match v {
+        Value::String(s) => out.push((path, s)),
+        Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                strings(x, format!("{path}[{i}]"), out);
+            }
+        }
+        Value::Object(o) => {
+            for (k, x) in o {
+                strings(x, format!("{path}.{k}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Every `env` list in `v`, wherever it is.
+fn env_lists<'a>(v: &'a Value, out: &mut Vec<&'a [Value]>) {
+    match v {
+        Value::Array(a) => a.iter().for_each(|x| env_lists(x, out)),
+        Value::Object(o) => {
+            for (k, x) in o {
+                if k == "env" {
+                    out.push(list(x));
+                }
+                env_lists(x, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `sha256:` followed by 64 lowercase hex digits, at the end of `s`.
+fn pinned(s: &str) -> bool {
+    s.rsplit_once("@sha256:").is_some_and(|(name, hex)| {
+        !name.is_empty()
+            && !name.contains('@')
+            && hex.len() == 64
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+// ------------------------------------------------------------------ tests
+
+#[test]
+fn every_kustomization_builds_and_validates_strictly() {
+    for dir in KUSTOMIZATIONS {
+        let yaml = kustomize(dir);
+        for version in [Some(OLDEST_KUBERNETES), None] {
+            validate(&yaml, version, dir);
+        }
+        // The Kubernetes parts of the custom kinds, in a Pod.
+        for doc in parse(&yaml) {
+            let spec = match kind(&doc) {
+                "InferenceService" => predictor_pod_spec(&doc),
+                "ClusterStorageContainer" => {
+                    let mut c = doc["spec"]["container"].clone();
+                    // Its volumes are the InferenceService's.
+                    c.as_object_mut().unwrap().remove("volumeMounts");
+                    serde_json::json!({"initContainers": [c], "containers": [{"name": "server", "image": "server"}]})
+                }
+                _ => continue,
+            };
+            let what = format!("{dir}: {} {} as a Pod", kind(&doc), name(&doc));
+            validate(&pod(name(&doc), spec), Some(OLDEST_KUBERNETES), &what);
+        }
+    }
+}
+
+#[test]
+fn base_pulls_a_pinned_model_that_the_server_reads_read_only() {
+    let (docs, spec, init, server) = deployment("base");
+    assert!(init["image"].as_str().unwrap().starts_with(MODELGATE_IMAGE));
+    assert!(
+        server["image"]
+            .as_str()
+            .unwrap()
+            .starts_with("vllm/vllm-openai@sha256:")
+    );
+    let args: Vec<&str> = list(&server["args"])
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(
+        args.windows(2).any(|w| w == ["--model", MODEL_PATH]),
+        "{args:?}"
+    );
+
+    // Pulled from the registry by digest into an emptyDir ...
+    let source = env(&init, "MODELGATE_SOURCE").unwrap();
+    assert!(source.starts_with("oci://") && pinned(source), "{source}");
+    assert_eq!(env(&init, "MODELGATE_TARGET"), Some(MODEL_PATH));
+    let server_model = mount(&server, MODEL_PATH).expect("the server mounts the model");
+    assert!(volume(&spec, server_model["name"].as_str().unwrap())["emptyDir"].is_object());
+    // ... that modelgate writes (staging beside the target, in the same
+    // volume) and the server only reads.
+    let init_model = list(&init["volumeMounts"])
+        .iter()
+        .find(|m| m["name"] == server_model["name"])
+        .expect("the init container mounts the model volume");
+    assert_ne!(init_model["readOnly"], true);
+    assert!(MODEL_PATH.starts_with(init_model["mountPath"].as_str().unwrap()));
+    assert_eq!(
+        server_model["readOnly"], true,
+        "the model is read-only in the server"
+    );
+    assert_eq!(server_model["subPath"], "models");
+
+    // The measurement on a shared emptyDir, read-only in the server.
+    assert_eq!(
+        env(&init, "MODELGATE_MEASUREMENT"),
+        Some("/run/modelgate/measurement.json")
+    );
+    let m = mount(&server, MEASUREMENT_DIR).expect("the server mounts the measurement");
+    assert_eq!(m["readOnly"], true);
+    let init_m = mount(&init, MEASUREMENT_DIR).expect("modelgate mounts the measurement");
+    assert_eq!(init_m["name"], m["name"]);
+    assert!(volume(&spec, m["name"].as_str().unwrap())["emptyDir"].is_object());
+
+    // Registry credentials: the pull secret's .dockerconfigjson.
+    let secret_name = list(&spec["imagePullSecrets"])[0]["name"].as_str().unwrap();
+    let creds = env(&init, "MODELGATE_REGISTRY_CONFIG").unwrap();
+    let (dir, file) = creds.rsplit_once('/').unwrap();
+    assert_eq!(file, ".dockerconfigjson");
+    let creds_mount = mount(&init, dir).expect("the credentials are mounted");
+    assert_eq!(creds_mount["readOnly"], true);
+    let secret = &volume(&spec, creds_mount["name"].as_str().unwrap())["secret"];
+    assert_eq!(secret["secretName"], secret_name);
+    assert!(
+        mount(&server, dir).is_none(),
+        "the server never sees the credentials"
+    );
+
+    // Signature and policy: files of the ConfigMap.
+    trust_files_come_from_the_configmap(&docs, &spec, &init);
+
+    // The pod status says why it failed.
+    assert_eq!(init["terminationMessagePath"], "/dev/termination-log");
+    assert_eq!(init["terminationMessagePolicy"], "FallbackToLogsOnError");
+    assert_eq!(
+        env(&init, "MODELGATE_TERMINATION_LOG"),
+        Some("/dev/termination-log")
+    );
+    for var in ["POD_NAME", "POD_NAMESPACE", "POD_UID", "NODE_NAME"] {
+        let e = list(&init["env"])
+            .iter()
+            .find(|e| e["name"] == var)
+            .unwrap();
+        assert!(e["valueFrom"]["fieldRef"]["fieldPath"].is_string(), "{var}");
+    }
+
+    // A Service in front of the server.
+    let service = one(&docs, "Service", "vllm");
+    let template_labels =
+        &one(&docs, "Deployment", "vllm")["spec"]["template"]["metadata"]["labels"];
+    for (k, v) in service["spec"]["selector"].as_object().unwrap() {
+        assert_eq!(&template_labels[k], v, "the Service selects the pods");
+    }
+}
+
+/// MODELGATE_POLICY and MODELGATE_SIGNATURE name files of the trust
+/// ConfigMap, mounted read-only, and the policy's key is there too.
+fn trust_files_come_from_the_configmap(docs: &[Value], spec: &Value, init: &Value) {
+    for var in ["MODELGATE_POLICY", "MODELGATE_SIGNATURE"] {
+        let path = env(init, var).unwrap_or_else(|| panic!("{var} is set"));
+        let (dir, file) = path.rsplit_once('/').unwrap();
+        let m = mount(init, dir).unwrap_or_else(|| panic!("{dir} is mounted"));
+        assert_eq!(m["readOnly"], true);
+        let cm = volume(spec, m["name"].as_str().unwrap())["configMap"]["name"]
+            .as_str()
+            .unwrap();
+        let data = &one(docs, "ConfigMap", cm)["data"];
+        assert!(data[file].is_string(), "{var}: {file} is in ConfigMap {cm}");
+    }
+}
+
+#[test]
+fn pvc_overlay_verifies_the_claim_in_place_read_only() {
+    let (docs, spec, init, server) = deployment("overlays/pvc");
+    in_place(&docs, &spec, &init, &server);
+    let model = volume(
+        &spec,
+        mount(&server, MODEL_PATH).unwrap()["name"]
+            .as_str()
+            .unwrap(),
+    );
+    assert_eq!(model["persistentVolumeClaim"]["readOnly"], true);
+    assert!(model["emptyDir"].is_null());
+    nothing_to_reach(&docs);
+}
+
+#[test]
+fn image_volume_overlay_pins_the_model_and_verifies_it_in_place() {
+    let (docs, spec, init, server) = deployment("overlays/image-volume");
+    in_place(&docs, &spec, &init, &server);
+    let model = volume(
+        &spec,
+        mount(&server, MODEL_PATH).unwrap()["name"]
+            .as_str()
+            .unwrap(),
+    );
+    let reference = model["image"]["reference"].as_str().unwrap();
+    assert!(pinned(reference), "the image volume is pinned: {reference}");
+    assert_eq!(model["image"]["pullPolicy"], "IfNotPresent");
+    assert!(model["emptyDir"].is_null());
+    // The kubelet pulls it with the pod's pull secret.
+    assert!(!list(&spec["imagePullSecrets"]).is_empty());
+    nothing_to_reach(&docs);
+
+    // The warning a user must not miss, where they will read it.
+    let yaml =
+        std::fs::read_to_string(repo().join("deploy/overlays/image-volume/kustomization.yaml"))
+            .unwrap();
+    let readme = std::fs::read_to_string(repo().join("deploy/README.md")).unwrap();
+    for text in [&yaml, &readme] {
+        assert!(text.contains("MUST be digest-pinned"));
+        assert!(text.contains("requireDigest: true"));
+    }
+}
+
+/// A model verified where it lies: both containers mount it read-only,
+/// MODELGATE_SOURCE is that folder, nothing is pulled.
+fn in_place(docs: &[Value], spec: &Value, init: &Value, server: &Value) {
+    assert_eq!(env(init, "MODELGATE_SOURCE"), Some(MODEL_PATH));
+    for var in ["MODELGATE_TARGET", "MODELGATE_REGISTRY_CONFIG"] {
+        assert_eq!(env(init, var), None, "{var} is not set");
+    }
+    let server_model = mount(server, MODEL_PATH).unwrap();
+    let init_model = mount(init, MODEL_PATH).expect("modelgate mounts the model at its source");
+    assert_eq!(init_model["name"], server_model["name"]);
+    for m in [init_model, server_model] {
+        assert_eq!(m["readOnly"], true, "read-only: {m}");
+        assert!(m["subPath"].is_null());
+    }
+    // Nothing else of the pull remains: no writable model mount, no secret.
+    for m in list(&init["volumeMounts"]) {
+        let v = volume(spec, m["name"].as_str().unwrap());
+        assert!(v["secret"].is_null(), "no credentials are mounted: {m}");
+    }
+    trust_files_come_from_the_configmap(docs, spec, init);
+}
+
+/// An in-place overlay's pod reaches nothing: egress denied.
+fn nothing_to_reach(docs: &[Value]) {
+    let np = one(docs, "NetworkPolicy", "vllm-egress");
+    assert!(list(&np["spec"]["policyTypes"]).contains(&"Egress".into()));
+    assert!(list(&np["spec"]["egress"]).is_empty(), "{np}");
+}
+
+#[test]
+fn base_network_policy_allows_only_dns_and_the_registry() {
+    let (docs, ..) = deployment("base");
+    let np = one(&docs, "NetworkPolicy", "vllm-egress");
+    let labels = &one(&docs, "Deployment", "vllm")["spec"]["template"]["metadata"]["labels"];
+    for (k, v) in np["spec"]["podSelector"]["matchLabels"]
+        .as_object()
+        .unwrap()
+    {
+        assert_eq!(&labels[k], v, "the policy selects the pods");
+    }
+    assert!(list(&np["spec"]["policyTypes"]).contains(&"Egress".into()));
+    let rules = list(&np["spec"]["egress"]);
+    assert_eq!(rules.len(), 2, "{np}");
+    let mut dns = false;
+    let mut registry = false;
+    for rule in rules {
+        let ports: Vec<i64> = list(&rule["ports"])
+            .iter()
+            .map(|p| p["port"].as_i64().unwrap())
+            .collect();
+        let to = list(&rule["to"]);
+        assert!(
+            !to.is_empty() && !ports.is_empty(),
+            "every rule is narrow: {rule}"
+        );
+        if ports.iter().all(|p| *p == 53) {
+            assert!(
+                to.iter()
+                    .all(|t| t["podSelector"]["matchLabels"]["k8s-app"] == "kube-dns")
+            );
+            dns = true;
+        } else {
+            assert_eq!(ports, [443]);
+            assert!(
+                to.iter().all(|t| t["ipBlock"]["cidr"].is_string()),
+                "{rule}"
+            );
+            registry = true;
+        }
+    }
+    assert!(dns && registry);
+}
+
+#[test]
+fn kserve_cluster_storage_container_is_modelgate_for_oci() {
+    let docs = build("overlays/kserve");
+    let csc = one(&docs, "ClusterStorageContainer", "modelgate");
+    assert_eq!(csc["apiVersion"], "serving.kserve.io/v1alpha1");
+    assert_eq!(csc["spec"]["workloadType"], "initContainer");
+    assert_eq!(
+        csc["spec"]["supportedUriFormats"],
+        serde_json::json!([{"prefix": "oci://"}])
+    );
+    let c = &csc["spec"]["container"];
+    assert!(c["image"].as_str().unwrap().starts_with(MODELGATE_IMAGE));
+    // KServe runs it as `modelgate <srcURI> <mountPath>`: the arguments are
+    // KServe's, and the name is the one KServe recognises as its own.
+    assert!(c["args"].is_null() && c["command"].is_null(), "{c}");
+    assert_eq!(c["name"], "storage-initializer");
+    assert!(env(c, "MODELGATE_SOURCE").is_none() && env(c, "MODELGATE_TARGET").is_none());
+
+    // Its mounts name volumes every InferenceService using it declares.
+    let isvc = one(&docs, "InferenceService", "llama-oci");
+    assert_eq!(isvc["apiVersion"], "serving.kserve.io/v1beta1");
+    let uri = isvc["spec"]["predictor"]["model"]["storageUri"]
+        .as_str()
+        .unwrap();
+    assert!(uri.starts_with("oci://") && pinned(uri), "{uri}");
+    let predictor = predictor_pod_spec(isvc);
+    for m in list(&c["volumeMounts"]) {
+        volume(&predictor, m["name"].as_str().unwrap());
+    }
+    // The model stays read-only in the server (KServe's default).
+    assert_ne!(
+        isvc["metadata"]["annotations"]["serving.kserve.io/storage-readonly"],
+        "false"
+    );
+    // The policy is in the ConfigMap the InferenceService mounts.
+    let policy = env(c, "MODELGATE_POLICY").unwrap();
+    let (dir, file) = policy.rsplit_once('/').unwrap();
+    let m = mount(c, dir).unwrap();
+    let cm = volume(&predictor, m["name"].as_str().unwrap())["configMap"]["name"]
+        .as_str()
+        .unwrap();
+    assert!(one(&docs, "ConfigMap", cm)["data"][file].is_string());
+
+    // A model KServe downloads itself is verified in the server container
+    // before the server starts.
+    let hf = one(&docs, "InferenceService", "llama-hf");
+    let spec = predictor_pod_spec(hf);
+    let server = &list(&spec["containers"])[0];
+    let storage_uri = env(server, "STORAGE_URI").unwrap();
+    assert!(storage_uri.starts_with("hf://"), "{storage_uri}");
+    assert_eq!(env(server, "MODELGATE_SOURCE"), Some(MODEL_PATH));
+    let script = list(&server["args"])[0].as_str().unwrap();
+    assert!(script.starts_with("modelgate init && exec "), "{script}");
+    trust_files_come_from_the_configmap(&docs, &spec, server);
+}
+
+#[test]
+fn every_container_and_pod_is_hardened() {
+    for (dir, docs) in all_builds() {
+        for pod in pods(&docs) {
+            let what = format!("{dir}: {}", pod.what);
+            if !pod.spec.is_null() {
+                let sc = &pod.spec["securityContext"];
+                assert_eq!(sc["runAsNonRoot"], true, "{what}: pod runAsNonRoot");
+                assert_eq!(sc["seccompProfile"]["type"], "RuntimeDefault", "{what}");
+                assert_eq!(pod.spec["automountServiceAccountToken"], false, "{what}");
+            }
+            for c in pod.init.iter().chain(&pod.containers) {
+                let what = format!("{what} container {}", c["name"]);
+                let sc = &c["securityContext"];
+                assert_eq!(sc["runAsNonRoot"], true, "{what}: runAsNonRoot");
+                assert_eq!(
+                    sc["readOnlyRootFilesystem"], true,
+                    "{what}: readOnlyRootFilesystem"
+                );
+                assert_eq!(
+                    sc["allowPrivilegeEscalation"], false,
+                    "{what}: allowPrivilegeEscalation"
+                );
+                assert_ne!(sc["privileged"], true, "{what}: privileged");
+                assert!(
+                    list(&sc["capabilities"]["drop"]).contains(&"ALL".into()),
+                    "{what}: capabilities drop ALL"
+                );
+                assert!(
+                    sc["capabilities"]["add"].is_null(),
+                    "{what}: no capability added"
+                );
+                assert_eq!(
+                    sc["seccompProfile"]["type"], "RuntimeDefault",
+                    "{what}: seccomp"
+                );
+                for bound in ["requests", "limits"] {
+                    let r = c["resources"][bound].as_object();
+                    assert!(
+                        r.is_some_and(|r| r.contains_key("memory")),
+                        "{what}: {bound}"
+                    );
+                }
+                if c["image"].as_str().unwrap().starts_with(MODELGATE_IMAGE) {
+                    assert_eq!(sc["runAsUser"], 65532, "{what}: modelgate's user");
+                    assert_eq!(
+                        c["terminationMessagePath"], "/dev/termination-log",
+                        "{what}"
+                    );
+                    assert_eq!(
+                        c["terminationMessagePolicy"], "FallbackToLogsOnError",
+                        "{what}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn every_model_and_image_reference_is_digest_pinned() {
+    for (dir, docs) in all_builds() {
+        for doc in &docs {
+            let mut all = Vec::new();
+            strings(doc, format!("{} {}", kind(doc), name(doc)), &mut all);
+            for (path, s) in all {
+                // Models by digest: a tag could be moved after signing.
+                if s.starts_with("oci://") && s != "oci://" {
+                    assert!(pinned(s), "{dir}: {path} = {s} is not pinned by digest");
+                }
+                // Images and image volumes by digest.
+                if path.ends_with(".image") || path.ends_with(".image.reference") {
+                    assert!(pinned(s), "{dir}: {path} = {s} is not pinned by digest");
+                }
+            }
+        }
+        // The InferenceService's `model` gets its image from the runtime;
+        // every container the manifests name has one.
+        for pod in pods(&docs) {
+            for c in pod.init.iter().chain(&pod.containers) {
+                let image = c["image"].as_str().unwrap_or_default();
+                assert!(
+                    pinned(image)
+                        || pod.what.starts_with("InferenceService") && image == "serving-runtime",
+                    "{dir}: {} container {} image {image:?}",
+                    pod.what,
+                    c["name"]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn modelgate_is_configured_only_by_variables_it_reads() {
+    let known = modelgate_env();
+    for (dir, docs) in all_builds() {
+        let mut lists = Vec::new();
+        for doc in &docs {
+            env_lists(doc, &mut lists);
+        }
+        assert!(!lists.is_empty(), "{dir}: no env at all");
+        for e in lists.into_iter().flatten() {
+            let n = e["name"].as_str().unwrap();
+            assert!(
+                !n.starts_with("MODELGATE_") || known.iter().any(|k| k == n),
+                "{dir}: {n} is not a variable modelgate reads"
+            );
+        }
+    }
+}
+
+#[test]
+fn shipped_policies_are_valid_for_modelgate() {
+    for dir in ["base", "overlays/kserve"] {
+        let docs = build(dir);
+        let cm = docs
+            .iter()
+            .find(|d| kind(d) == "ConfigMap" && name(d).starts_with("modelgate-trust"))
+            .unwrap_or_else(|| panic!("{dir}: no trust ConfigMap"));
+        // The ConfigMap as modelgate sees it, mounted.
+        let mounted = tempfile::tempdir().unwrap();
+        for (file, content) in cm["data"].as_object().unwrap() {
+            std::fs::write(mounted.path().join(file), content.as_str().unwrap()).unwrap();
+        }
+        let out = Command::new(env!("CARGO_BIN_EXE_modelgate"))
+            .args(["policy", "check"])
+            .arg(mounted.path().join("policy.yaml"))
+            .env("MODELGATE_LOG_FORMAT", "text")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{dir}: modelgate policy check: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let policy: Value = parse(cm["data"]["policy.yaml"].as_str().unwrap()).remove(0);
+        for rule in list(&policy["spec"]["models"]) {
+            // Key-based: the public key ships in the same ConfigMap.
+            for a in list(&rule["authorities"]) {
+                let key = a["key"]["path"].as_str().expect("a key authority");
+                assert!(
+                    cm["data"][key]
+                        .as_str()
+                        .unwrap()
+                        .contains("BEGIN PUBLIC KEY")
+                );
+            }
+            if !list(&rule["match"]["repositories"]).is_empty() {
+                assert_eq!(rule["requireDigest"], true, "{dir}: {rule}");
+            }
+        }
+        assert!(
+            !list(&policy["spec"]["allowedRegistries"]).is_empty(),
+            "{dir}"
+        );
+    }
+}
