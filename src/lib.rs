@@ -22,6 +22,7 @@ pub mod io;
 pub mod logging;
 pub mod measure;
 pub mod model;
+pub mod node;
 pub mod oci;
 pub mod oms;
 pub mod policy;

@@ -543,3 +543,144 @@ fn sigterm_mid_pull_leaves_the_target_empty() {
     assert_eq!(pod.measurement()["verdict"], "error");
     assert!(pod.termination().contains("stopped by SIGTERM"));
 }
+
+/// A node root with an NVIDIA driver as the container toolkit exposes it:
+/// the proc files, device nodes (plain files here: no mknod) and the
+/// user-space libraries; returns libcuda's SHA-256.
+fn gpu_root(root: &Path, version: &str) -> String {
+    let write = |path: &str, bytes: &[u8]| {
+        let full = root.join(path);
+        fs::create_dir_all(full.parent().unwrap()).unwrap();
+        fs::write(full, bytes).unwrap();
+    };
+    write(
+        "proc/driver/nvidia/version",
+        format!("NVRM version: NVIDIA UNIX x86_64 Kernel Module  {version}  Tue Mar  5 22:23:56 UTC 2024\nGCC version:  gcc version 12.2.0\n").as_bytes(),
+    );
+    write(
+        "proc/driver/nvidia/gpus/0000:1b:00.0/information",
+        b"Model: \t\t NVIDIA H100 80GB HBM3\nGPU UUID: \t GPU-6c3f0c8e-1d2a-4b5c-9e8f-0a1b2c3d4e5f\nBus Location: \t 0000:1b:00.0\n",
+    );
+    for dev in ["dev/nvidia0", "dev/nvidiactl", "dev/nvidia-uvm"] {
+        write(dev, b"");
+    }
+    let lib = format!("libcuda.so.{version}");
+    let content = format!("libcuda {version} build").into_bytes();
+    write(&format!("usr/lib/x86_64-linux-gnu/{lib}"), &content);
+    std::os::unix::fs::symlink(&lib, root.join("usr/lib/x86_64-linux-gnu/libcuda.so.1")).unwrap();
+    write("usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1", b"nvml");
+    chmod(root, 0o755);
+    hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&content))
+}
+
+/// A policy trusting the test key for the tiny model, with a GPU block.
+fn gpu_policy(pod: &Pod, gpu: &str) -> PathBuf {
+    let dir = pod.run.join("policy");
+    fs::create_dir_all(&dir).unwrap();
+    fs::copy(pod.trust.join("release.pub"), dir.join("release.pub")).unwrap();
+    let policy = dir.join("policy.yaml");
+    fs::write(
+        &policy,
+        format!(
+            "apiVersion: modelgate.dev/v1alpha1\nkind: ModelPolicy\nmetadata:\n  name: gpu-nodes\nspec:\n  models:\n    - name: any\n      match:\n        names: [\"*\"]\n      authorities:\n        - name: release-key\n          key:\n            path: release.pub\n  gpu:\n{gpu}"
+        ),
+    )
+    .unwrap();
+    chmod(&dir, 0o755);
+    policy
+}
+
+#[test]
+fn the_gpu_pathway_is_measured_and_held_to_the_policy() {
+    let node = tempfile::tempdir().unwrap();
+    let libcuda = gpu_root(node.path(), "550.54.15");
+    let env_for = |pod: &Pod, policy: &Path, root: &Path| {
+        let mut env: Vec<(String, String)> = pod
+            .folder_env()
+            .into_iter()
+            .filter(|(k, _)| k != "MODELGATE_KEY")
+            .collect();
+        env.push(("MODELGATE_POLICY".into(), policy.display().to_string()));
+        env.push(("MODELGATE_HOST_ROOT".into(), root.display().to_string()));
+        env
+    };
+    // Within the range, the library digest pinned: verified, and recorded.
+    let pod = Pod::new();
+    let allowed = gpu_policy(
+        &pod,
+        &format!(
+            "    required: true\n    driverVersion: {{min: \"535.0\", max: \"560.0\"}}\n    libraries:\n      - name: libcuda.so.550.54.15\n        sha256: {libcuda}\n"
+        ),
+    );
+    kubelet(&env_for(&pod, &allowed, node.path()), &["init"]).expect_code(0);
+    let m = pod.measurement();
+    let gpu = &m["node"]["gpu"];
+    assert_eq!(gpu["present"], true, "{m}");
+    assert_eq!(gpu["driverVersion"], "550.54.15");
+    assert_eq!(gpu["gpus"][0]["busId"], "0000:1b:00.0");
+    assert!(
+        gpu["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["path"] == "/dev/nvidia0")
+    );
+    let libs = gpu["libraries"].as_array().unwrap();
+    assert!(
+        libs.iter().any(
+            |l| l["path"] == "/usr/lib/x86_64-linux-gnu/libcuda.so.550.54.15"
+                && l["sha256"] == libcuda.as_str()
+        ),
+        "{libs:?}"
+    );
+    assert_eq!(pod.log_entries()[0]["entry"]["gpuDriver"], "550.54.15");
+    // Each way the node can fail the policy: exit 1 before any work.
+    let empty = tempfile::tempdir().unwrap();
+    chmod(empty.path(), 0o755);
+    let cases = [
+        (
+            "    required: true\n",
+            empty.path(),
+            "the policy requires an NVIDIA GPU, and none is visible",
+        ),
+        (
+            "    driverVersion: {min: \"535.0\", max: \"550.0\"}\n",
+            node.path(),
+            "driver 550.54.15 is outside the allowed range [535.0, 550.0)",
+        ),
+        (
+            "    libraries:\n      - name: libcuda.so.550.54.15\n        sha256: 0000000000000000000000000000000000000000000000000000000000000000\n",
+            node.path(),
+            &format!(
+                "/usr/lib/x86_64-linux-gnu/libcuda.so.550.54.15: sha256 {libcuda}, the policy allows 0000000000000000000000000000000000000000000000000000000000000000"
+            ),
+        ),
+    ];
+    for (gpu, root, message) in cases {
+        let pod = Pod::new();
+        let policy = gpu_policy(&pod, gpu);
+        let run = kubelet(&env_for(&pod, &policy, root), &["init"]);
+        assert_eq!(run.code, 1, "{message}: {}", run.stdout);
+        stdout_has(&run, message);
+        let m = pod.measurement();
+        assert_eq!(m["verdict"], "rejected");
+        assert!(pod.termination().contains(message), "{}", pod.termination());
+    }
+    // Without a requirement, a node without a GPU is recorded as such.
+    let pod = Pod::new();
+    let mut env = pod.folder_env();
+    env.push((
+        "MODELGATE_HOST_ROOT".into(),
+        empty.path().display().to_string(),
+    ));
+    kubelet(&env, &["init"]).expect_code(0);
+    let gpu = &pod.measurement()["node"]["gpu"];
+    assert_eq!(gpu["present"], false);
+    assert!(
+        gpu["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no NVIDIA GPU is visible"),
+        "{gpu}"
+    );
+}

@@ -15,7 +15,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         &["verify", "oci", "measure"],
     ),
     ("format, trust and policy", &["oms", "trust", "policy"]),
-    ("the model on disk", &["model"]),
+    ("the model on disk", &["model", "node"]),
     ("support", &["io", "logging"]),
 ];
 

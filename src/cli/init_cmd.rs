@@ -20,7 +20,9 @@ use tracing::{error, info};
 use super::args::{CheckArgs, InitArgs, KeylessArgs, RegistryArgs};
 use super::{EXIT_ERROR, Progress, abort, verify_cmd};
 use crate::measure::{Measurement, Pod, RunContext, log};
+use crate::node::GpuFacts;
 use crate::oci::ModelRef;
+use crate::policy::GpuRequirement;
 
 /// Where an oci:// model goes without `MODELGATE_TARGET` (KServe's path).
 pub const DEFAULT_TARGET: &str = "/mnt/models";
@@ -64,7 +66,10 @@ struct Plan {
     checks: CheckArgs,
     registry: RegistryArgs,
     deadline: Option<Duration>,
-    host_root: PathBuf,
+    /// The GPU pathway, measured under `MODELGATE_HOST_ROOT`.
+    gpu: GpuFacts,
+    /// What the policy requires of it, if anything.
+    gpu_requirement: Option<GpuRequirement>,
 }
 
 /// Runs `init`.
@@ -97,7 +102,19 @@ pub(super) fn init_cmd(args: &InitArgs, workers: usize, progress: &Progress) -> 
         measurement = ?plan.checks.measurement,
         "configuration accepted"
     );
-    let _node = &plan.host_root;
+    info!(
+        step = "node",
+        gpu = plan.gpu.present,
+        driver = plan.gpu.driver_version.as_deref().unwrap_or("none"),
+        gpus = plan.gpu.gpus.len(),
+        libraries = plan.gpu.libraries.len(),
+        "GPU pathway measured"
+    );
+    if let Some(requirement) = &plan.gpu_requirement
+        && let Err(failures) = requirement.check(&plan.gpu)
+    {
+        return gpu_rejected(&plan, &failures);
+    }
     watch(&plan, signals);
     match &plan.source {
         Source::Oci { reference, target } => verify_cmd::pull_and_verify(
@@ -116,6 +133,36 @@ pub(super) fn init_cmd(args: &InitArgs, workers: usize, progress: &Progress) -> 
             target: Some(target),
         } => verify_cmd::copy_and_verify(path, target, &plan.checks, workers, progress),
     }
+}
+
+/// The node does not meet the policy's GPU requirement: rejected before
+/// anything is fetched or verified (exit 1).
+fn gpu_rejected(plan: &Plan, failures: &[String]) -> i32 {
+    let message = format!(
+        "the node's GPU pathway does not meet the policy: {}",
+        failures.join("; ")
+    );
+    error!(
+        step = "node",
+        exit_code = super::EXIT_REJECTED,
+        "{message}; do not start the workload"
+    );
+    if let Some(path) = &plan.checks.measurement {
+        let context = plan.checks.context.as_deref();
+        let shown = match &plan.source {
+            Source::Oci { reference, .. } => PathBuf::from(reference),
+            Source::Folder { path, .. } => path.clone(),
+        };
+        let doc = Measurement::failed(&shown, "rejected", message).with_context(
+            context.and_then(|c| c.pod.as_ref()),
+            context.and_then(|c| c.node.as_ref()),
+        );
+        let code = verify_cmd::write_measurement(path, &doc.to_bytes(), context);
+        if code != super::EXIT_OK {
+            return code;
+        }
+    }
+    super::EXIT_REJECTED
 }
 
 /// Reports a configuration error: the log line, the termination message and
@@ -435,9 +482,10 @@ fn configure(args: &InitArgs) -> Result<Plan, ConfigError> {
             host_root.display()
         )));
     }
+    let gpu = crate::node::gpu_facts(&host_root);
     let context = RunContext {
         pod: Pod::from_env(),
-        node: None,
+        node: Some(serde_json::json!({ "gpu": gpu })),
         measurement_log,
         termination_log: termination_log(args.termination_log.as_deref())?,
     };
@@ -465,7 +513,7 @@ fn configure(args: &InitArgs) -> Result<Plan, ConfigError> {
         context: Some(Arc::new(context)),
     };
     // The trust files must parse now, not after a download.
-    verify_cmd::load_policy(&checks).map_err(|e| {
+    let policy = verify_cmd::load_policy(&checks).map_err(|e| {
         let var = kinds[0];
         ConfigError(format!("{var}: {e}"))
     })?;
@@ -485,7 +533,8 @@ fn configure(args: &InitArgs) -> Result<Plan, ConfigError> {
         checks,
         registry,
         deadline,
-        host_root,
+        gpu,
+        gpu_requirement: policy.gpu,
     })
 }
 

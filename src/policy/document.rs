@@ -6,7 +6,11 @@ use std::path::{Path, PathBuf};
 use glob::Pattern;
 use serde::Deserialize;
 
-use super::{API_VERSION, Authority, KIND, Mode, Policy, Rule};
+use super::{
+    API_VERSION, Authority, GpuRequirement, KIND, LibraryPin, Mode, Policy, Rule, VersionRange,
+};
+use crate::node::DriverVersion;
+use crate::node::gpu::{LIBRARY_FAMILIES, is_driver_library};
 use crate::trust::sigstore::{self, Identity, Keyless, Matcher};
 use crate::trust::{Certificate, PublicKey, TrustedMaterial};
 
@@ -35,6 +39,33 @@ struct Spec {
     #[serde(default)]
     allowed_registries: Vec<String>,
     models: Vec<RuleDoc>,
+    gpu: Option<GpuDoc>,
+}
+
+/// `spec.gpu`: what the GPU pathway under every model must be.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct GpuDoc {
+    #[serde(default)]
+    required: bool,
+    driver_version: Option<RangeDoc>,
+    #[serde(default)]
+    libraries: Vec<LibraryDoc>,
+}
+
+/// `min` inclusive, `max` exclusive, as strings (`"535.104.05"`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RangeDoc {
+    min: Option<String>,
+    max: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LibraryDoc {
+    name: String,
+    sha256: String,
 }
 
 #[derive(Deserialize)]
@@ -148,11 +179,83 @@ impl Doc {
         } else {
             self.metadata.name
         };
+        let gpu = self
+            .spec
+            .gpu
+            .map(GpuDoc::compile)
+            .transpose()
+            .map_err(|e| format!("spec.gpu.{e}"))?;
         Ok(Policy {
             name,
             rules,
             allowed_registries: self.spec.allowed_registries,
+            gpu,
         })
+    }
+}
+
+impl GpuDoc {
+    /// Errors start with the field they are about, below `spec.gpu.`.
+    fn compile(self) -> Result<GpuRequirement, String> {
+        let driver_version = self.driver_version.map(RangeDoc::compile).transpose()?;
+        let mut libraries: Vec<LibraryPin> = Vec::new();
+        for (i, lib) in self.libraries.into_iter().enumerate() {
+            let at = format!("libraries[{i}]");
+            if !is_driver_library(&lib.name) {
+                return Err(format!(
+                    "{at}.name: {:?} is not a driver library modelgate measures (a file name starting with one of {})",
+                    lib.name,
+                    LIBRARY_FAMILIES.join(", ")
+                ));
+            }
+            if libraries.iter().any(|l| l.name == lib.name) {
+                return Err(format!("{at}.name: {:?} is listed twice", lib.name));
+            }
+            let sha256 = lib.sha256.to_ascii_lowercase();
+            if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(format!(
+                    "{at}.sha256: {:?} is not 64 hex digits (sha256sum's output, without a sha256: prefix)",
+                    lib.sha256
+                ));
+            }
+            libraries.push(LibraryPin {
+                name: lib.name,
+                sha256,
+            });
+        }
+        Ok(GpuRequirement {
+            required: self.required,
+            driver_version,
+            libraries,
+        })
+    }
+}
+
+impl RangeDoc {
+    fn compile(self) -> Result<VersionRange, String> {
+        let version = |what: &str, v: Option<String>| {
+            v.map(|text| {
+                DriverVersion::parse(&text).ok_or_else(|| {
+                    format!(
+                        "driverVersion.{what}: {text:?} is not a version of dot-separated numbers, such as \"535.104.05\""
+                    )
+                })
+            })
+            .transpose()
+        };
+        let range = VersionRange {
+            min: version("min", self.min)?,
+            max: version("max", self.max)?,
+        };
+        match (&range.min, &range.max) {
+            (None, None) => {
+                Err("driverVersion: give min (inclusive), max (exclusive) or both".into())
+            }
+            (Some(min), Some(max)) if min >= max => Err(format!(
+                "driverVersion: min {min} is not below max {max}, so no driver is allowed (min is inclusive, max exclusive)"
+            )),
+            _ => Ok(range),
+        }
     }
 }
 

@@ -11,6 +11,7 @@
 //! model that no rule matches is rejected.
 
 mod document;
+mod gpu;
 
 use std::path::Path;
 
@@ -18,6 +19,8 @@ use glob::{MatchOptions, Pattern};
 use serde::Deserialize;
 
 use crate::trust::{Certificate, TrustedMaterial};
+
+pub use gpu::{GpuRequirement, LibraryPin, VersionRange};
 
 /// The policy document's `apiVersion`.
 pub const API_VERSION: &str = "modelgate.dev/v1alpha1";
@@ -56,6 +59,9 @@ pub struct Policy {
     /// Registries models may be pulled from (`spec.allowedRegistries`,
     /// exact `host:port`); empty: any.
     pub allowed_registries: Vec<String>,
+    /// What the GPU pathway under every model must be (`spec.gpu`); none:
+    /// nothing is checked.
+    pub gpu: Option<GpuRequirement>,
 }
 
 /// What one group of models requires.
@@ -117,6 +123,7 @@ impl Policy {
             name: "command-line".into(),
             rules: vec![rule],
             allowed_registries: Vec::new(),
+            gpu: None,
         }
     }
 
@@ -163,6 +170,9 @@ impl Policy {
             self.name,
             self.rules.len()
         );
+        if let Some(gpu) = &self.gpu {
+            out.push_str(&format!("- gpu: {}\n", gpu.describe()));
+        }
         for r in &self.rules {
             let list = |ps: &[Pattern]| {
                 ps.iter()
