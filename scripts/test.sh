@@ -22,6 +22,9 @@ apt_install() {
 }
 apt_install openssl ca-certificates docker-registry apache2-utils skopeo zstd
 python3 -m venv --help >/dev/null 2>&1 || apt_install python3-venv
+# kubectl (for `kubectl kustomize` in tests/deploy.rs) comes with this
+# machine image; Debian does not package it.
+command -v kubectl >/dev/null || { echo "kubectl is not installed: tests/deploy.rs needs it (kubectl kustomize)" >&2; exit 1; }
 
 stamp="$venv/.requirements.sha256"
 want=$(sha256sum tests/requirements.txt | cut -d' ' -f1)
