@@ -673,6 +673,48 @@ fn the_image_runs_init_by_default_configured_by_the_environment() {
     run.expect_code(1);
     let message = fs::read_to_string(world.termination_log()).unwrap();
     assert!(!message.is_empty(), "no termination message written");
+
+    // Once more as KServe invokes a storage initializer: `<uri> <mountPath>`
+    // as the arguments, the rest from the environment. A folder URI is
+    // copied to the mount path, verified there, and put in place.
+    let kserve_env = [
+        ("MODELGATE_SIGNATURE", "/trust/tiny-model.sig"),
+        ("MODELGATE_KEY", "/trust/test-signer.pub.pem"),
+        ("MODELGATE_MEASUREMENT", "/run/modelgate/measurement.json"),
+    ];
+    let (run, _) = image.run_as_kubelet(
+        &world,
+        &world.model(),
+        &kserve_env,
+        &["/model", "/run/modelgate/models"],
+    );
+    run.expect_code(0);
+    let mut placed: Vec<String> = fs::read_dir(world.run_dir().join("models"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    placed.sort();
+    let mut expected: Vec<String> = fs::read_dir(world.model())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    expected.sort();
+    assert_eq!(placed, expected);
+    // A URI KServe downloads itself is refused, naming the scheme.
+    let (run, _) = image.run_as_kubelet(
+        &world,
+        &world.model(),
+        &kserve_env,
+        &["s3://bucket/llama", "/run/modelgate/other"],
+    );
+    run.expect_code(2);
+    assert!(
+        run.stdout.contains("not s3:// URIs"),
+        "stdout:\n{}\nstderr:\n{}",
+        run.stdout,
+        run.stderr
+    );
+    assert!(!world.run_dir().join("other").exists());
 }
 
 /// `modelgate pull` of a registry at `localhost:1`, in the image run
