@@ -35,15 +35,6 @@ if [[ ! -x $venv/bin/python || $(cat "$stamp" 2>/dev/null) != "$want" ]]; then
   echo "$want" >"$stamp"
 fi
 
-# The static release binary that tests/image.rs checks is built for another
-# target (musl), in its own build folder, so it builds while clippy and the
-# tests compile (about 4 minutes of CPU either way); the test waits for it.
-mkdir -p target
-scripts/build-static.sh >target/build-static.log 2>&1 &
-static_build=$!
-trap 'kill "$static_build" 2>/dev/null || true' EXIT
-
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --locked
-wait "$static_build" || true # its result is what tests/image.rs asserted
