@@ -37,19 +37,4 @@ fi
 
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
-cargo test --locked --no-run
-# The static release binary that tests/image.rs checks (scripts/build-static.sh,
-# about 4 minutes of the two cores) builds while the other tests run, which
-# leave CPU idle waiting on registries and processes; the image test runs
-# last and waits for it. (Built beside clippy and the test build instead, it
-# made CI slower: both builds compete for the same two cores.)
-scripts/build-static.sh >target/build-static.log 2>&1 &
-static_build=$!
-others=()
-for file in tests/*.rs; do
-  name=$(basename "$file" .rs)
-  [[ $name == image ]] || others+=(--test "$name")
-done
-cargo test --locked --lib "${others[@]}"
-wait "$static_build" || { cat target/build-static.log >&2; exit 1; }
-cargo test --locked --test image
+cargo test --locked

@@ -9,6 +9,7 @@
 mod common;
 
 use std::ffi::OsString;
+use std::fs;
 use std::io::BufRead as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -419,4 +420,62 @@ fn the_referrers_api_is_used_when_the_registry_has_it() {
     modelgate(args)
         .expect_code(0)
         .expect_stderr("referrers_api=false");
+}
+
+#[test]
+fn an_image_that_repeats_a_layer_is_pulled_from_its_subpath() {
+    let reg = Registry::start(Mode::Plain);
+    let work = tempfile::tempdir().unwrap();
+    // Two identical empty layers (images repeat their empty layer) and one
+    // holding /models/model.safetensors.
+    let empty = work.path().join("empty.tar");
+    let model = work.path().join("model.tar");
+    run_ok(Command::new(python()).arg("-c").arg(format!(
+        "import tarfile\ntarfile.open({empty:?}, 'w').close()\nt = tarfile.open({model:?}, 'w')\nt.add({weights:?}, 'models/model.safetensors')\nt.close()",
+        empty = empty.display().to_string(),
+        model = model.display().to_string(),
+        weights = repo(TINY).join("model.safetensors").display().to_string(),
+    )));
+    let layer = |file: &Path| serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "file": file});
+    push_spec(
+        &reg,
+        "models/repeated",
+        "v1",
+        &serde_json::json!({
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "content": "{}"},
+            "layers": [layer(&empty), layer(&model), layer(&empty)],
+        }),
+    );
+    let signed = work.path().join("signed");
+    fs::create_dir(&signed).unwrap();
+    fs::copy(
+        repo(TINY).join("model.safetensors"),
+        signed.join("model.safetensors"),
+    )
+    .unwrap();
+    let sig = work.path().join("one.sig");
+    attest(&signed, repo("fixtures/keys/test-signer.key.pem"), &sig);
+    let dest = work.path().join("model");
+    let mut args = vec![
+        OsString::from("pull"),
+        reg.reference("models/repeated:v1").into(),
+        dest.clone().into(),
+        "--signature".into(),
+        sig.into(),
+        "--key".into(),
+        key().into(),
+        "--subpath".into(),
+        "/models".into(),
+    ];
+    args.extend(reg.flags().into_iter().map(OsString::from));
+    modelgate(args).expect_code(0);
+    let placed: Vec<_> = fs::read_dir(&dest)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(placed, ["model.safetensors"]);
+    assert_eq!(
+        fs::read(dest.join("model.safetensors")).unwrap(),
+        fs::read(signed.join("model.safetensors")).unwrap()
+    );
 }

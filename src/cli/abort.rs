@@ -30,15 +30,31 @@ pub(super) fn register(path: PathBuf) {
 }
 
 /// Runs `place` (the step that puts a verified model in place) unless the
-/// run was aborted; no abort can run while it does.
-pub(super) fn commit<T>(place: impl FnOnce() -> T) -> Option<T> {
-    let mut s = state();
+/// run was aborted; no abort can run while it does. Once aborted, the
+/// calling thread waits for the abort to end the process (see
+/// [`unless_aborted`]).
+pub(super) fn commit<T>(place: impl FnOnce() -> T) -> T {
+    let out = unless_aborted(place);
+    state().committed = true;
+    out
+}
+
+/// Runs `step` (writing a record of the verdict, placing the model) while
+/// no abort can start; an abort already under way owns the rest of the run:
+/// this thread then parks until the abort exits the process, so no record
+/// of this thread's lands after the abort's own, and no exit code of this
+/// thread's races it.
+pub(super) fn unless_aborted<T>(step: impl FnOnce() -> T) -> T {
+    let s = state();
     if s.aborted {
-        return None;
+        drop(s);
+        loop {
+            std::thread::park();
+        }
     }
-    let out = place();
-    s.committed = true;
-    Some(out)
+    let out = step();
+    drop(s);
+    out
 }
 
 /// Aborts the run: removes every registered temporary folder and returns

@@ -302,8 +302,7 @@ pub(super) fn pull_and_verify(
         return code;
     }
     match abort::commit(|| place.put_in_place(dest)) {
-        None => EXIT_ERROR, // aborted (deadline, SIGTERM): reported there
-        Some(Err(e)) => {
+        Err(e) => {
             let source = subject.source.clone();
             fail(
                 EXIT_ERROR,
@@ -314,7 +313,7 @@ pub(super) fn pull_and_verify(
                 source,
             )
         }
-        Some(Ok(())) => {
+        Ok(()) => {
             info!(model = %model_ref, destination = %dest.display(), "in place");
             EXIT_OK
         }
@@ -371,12 +370,11 @@ pub(super) fn copy_and_verify(
         return code;
     }
     match abort::commit(|| place.put_in_place(dest)) {
-        None => EXIT_ERROR,
-        Some(Err(e)) => fail(format!(
+        Err(e) => fail(format!(
             "the model verified, but cannot be moved into place at {}: {e}",
             dest.display()
         )),
-        Some(Ok(())) => {
+        Ok(()) => {
             info!(destination = %dest.display(), "in place");
             EXIT_OK
         }
@@ -509,13 +507,22 @@ impl Placement {
         let moved = (|| {
             for entry in std::fs::read_dir(&staged)? {
                 let entry = entry?;
+                if entry.file_name() == INCOMPLETE {
+                    return Err(std::io::Error::other(format!(
+                        "the model has a file named {INCOMPLETE}, the marker of a target filled in place; rename it"
+                    )));
+                }
                 std::fs::rename(entry.path(), dest.join(entry.file_name()))?;
             }
             std::fs::remove_dir(&staged)
         })();
-        if moved.is_err() {
-            let _ = clear_folder(dest);
+        if moved.is_err() && clear_folder(dest).is_err() {
+            // Not cleared: the marker stays, so the next run clears it.
+            std::mem::forget(marker);
+            let _ = std::fs::remove_dir_all(&staged);
+            return moved;
         }
+        let _ = std::fs::remove_dir_all(&staged);
         drop(marker);
         moved
     }
@@ -861,7 +868,9 @@ fn record<'a>(args: &CheckArgs, doc: impl FnOnce() -> Measurement<'a>) -> i32 {
         Some(c) => doc.with_context(c.pod.as_ref(), c.node.as_ref()),
         None => doc,
     };
-    write_measurement(path, &doc.to_bytes(), context)
+    let bytes = doc.to_bytes();
+    // Never after an abort's own record (deadline, SIGTERM).
+    abort::unless_aborted(|| write_measurement(path, &bytes, context))
 }
 
 /// Writes a measurement's bytes, then (with a context) its log entry and

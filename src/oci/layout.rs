@@ -387,7 +387,9 @@ fn unpack_of(layout: Layout, layer: &Descriptor) -> Result<Unpack, LayoutError> 
             }
             named(TITLE).map(Unpack::Raw)
         }
-        Layout::Image => image_layer(layer, ""),
+        Layout::Image => Err(LayoutError(
+            "a container image is read only with --subpath".into(),
+        )),
     }
 }
 

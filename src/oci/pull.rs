@@ -63,7 +63,21 @@ pub async fn download(
     opts: &PullOptions<'_>,
 ) -> Result<KnownDigests, OciError> {
     let blobs = opts.scratch;
-    let jobs = artifact.layers.iter().map(|layer| {
+    // A tar blob named twice (images repeat their empty layer) is fetched
+    // once, and removed after its last unpacking.
+    let mut scheduled = std::collections::HashSet::new();
+    let mut last_use = std::collections::HashMap::new();
+    for (i, layer) in artifact.layers.iter().enumerate() {
+        if matches!(layer.unpack, Unpack::Tar { .. }) {
+            last_use.insert(layer.digest.as_str(), i);
+        }
+    }
+    let fetched: Vec<&ModelLayer> = artifact
+        .layers
+        .iter()
+        .filter(|l| matches!(l.unpack, Unpack::Raw(_)) || scheduled.insert(l.digest.as_str()))
+        .collect();
+    let jobs = fetched.into_iter().map(|layer| {
         let (target, shown) = match &layer.unpack {
             Unpack::Raw(path) => (dir.join(path), path.clone()),
             Unpack::Tar { .. } => (
@@ -78,7 +92,7 @@ pub async fn download(
         .collect()
         .await;
     results.into_iter().collect::<Result<(), OciError>>()?;
-    for layer in &artifact.layers {
+    for (i, layer) in artifact.layers.iter().enumerate() {
         let Unpack::Tar {
             under,
             compression,
@@ -88,6 +102,7 @@ pub async fn download(
         else {
             continue;
         };
+        let last = last_use.get(layer.digest.as_str()) == Some(&i);
         let blob = blobs.join(layer.digest.replace(':', "-"));
         let target = super::untar::Target {
             root: dir.to_path_buf(),
@@ -98,7 +113,9 @@ pub async fn download(
         let (compression, digest, size) = (*compression, layer.digest.clone(), layer.size);
         tokio::task::spawn_blocking(move || {
             let unpacked = super::untar::unpack(&blob, size, compression, &target, &digest);
-            let _ = std::fs::remove_file(&blob);
+            if last {
+                let _ = std::fs::remove_file(&blob);
+            }
             unpacked
         })
         .await

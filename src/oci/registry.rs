@@ -459,7 +459,18 @@ pub(super) fn expected_and_got(message: &str) -> (String, String) {
 /// but without the URL's query.
 fn describe_request_error(err: &reqwest::Error) -> String {
     use std::error::Error as _;
-    let mut parts = vec![err.to_string()];
+    // Without the URL's query: after a redirect it can be a presigned
+    // storage URL, a credential in all but name.
+    let mut text = err.to_string();
+    if let Some(url) = err.url()
+        && url.query().is_some()
+    {
+        let mut bare = url.clone();
+        bare.set_query(None);
+        bare.set_fragment(None);
+        text = text.replace(url.as_str(), &format!("{bare}?…"));
+    }
+    let mut parts = vec![text];
     let mut source = err.source();
     while let Some(s) = source {
         parts.push(s.to_string());
