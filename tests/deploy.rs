@@ -483,16 +483,19 @@ fn trust_files_come_from_the_configmap(docs: &[Value], spec: &Value, init: &Valu
     }
 }
 
+/// The volume the server mounts at the model path.
+fn model_volume<'a>(spec: &'a Value, server: &Value) -> &'a Value {
+    volume(
+        spec,
+        mount(server, MODEL_PATH).unwrap()["name"].as_str().unwrap(),
+    )
+}
+
 #[test]
 fn pvc_overlay_verifies_the_claim_in_place_read_only() {
     let (docs, spec, init, server) = deployment("overlays/pvc");
     in_place(&docs, &spec, &init, &server);
-    let model = volume(
-        &spec,
-        mount(&server, MODEL_PATH).unwrap()["name"]
-            .as_str()
-            .unwrap(),
-    );
+    let model = model_volume(&spec, &server);
     assert_eq!(model["persistentVolumeClaim"]["readOnly"], true);
     assert!(model["emptyDir"].is_null());
     nothing_to_reach(&docs);
@@ -502,12 +505,7 @@ fn pvc_overlay_verifies_the_claim_in_place_read_only() {
 fn image_volume_overlay_pins_the_model_and_verifies_it_in_place() {
     let (docs, spec, init, server) = deployment("overlays/image-volume");
     in_place(&docs, &spec, &init, &server);
-    let model = volume(
-        &spec,
-        mount(&server, MODEL_PATH).unwrap()["name"]
-            .as_str()
-            .unwrap(),
-    );
+    let model = model_volume(&spec, &server);
     let reference = model["image"]["reference"].as_str().unwrap();
     assert!(pinned(reference), "the image volume is pinned: {reference}");
     assert_eq!(model["image"]["pullPolicy"], "IfNotPresent");

@@ -26,7 +26,7 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{Run, modelgate, repo, run_as_nobody, run_ok};
+use common::{Run, modelgate, repo, run as run_command, run_as_nobody, run_ok};
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -289,9 +289,9 @@ fn the_static_binary_verifies_with_an_empty_environment_in_a_read_only_directory
         cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
             .arg("env")
             .args(&env_i);
-        output(cmd.current_dir(&cwd))
+        run_command(cmd.current_dir(&cwd))
     } else {
-        output(Command::new("env").args(&env_i).current_dir(&cwd))
+        run_command(Command::new("env").args(&env_i).current_dir(&cwd))
     };
     let took = started.elapsed();
     run.expect_code(0);
@@ -323,20 +323,9 @@ fn the_static_binary_verifies_with_an_empty_environment_in_a_read_only_directory
     let rejected = if is_root() {
         run_as_nobody(bin.to_str().unwrap(), &args)
     } else {
-        output(Command::new(&bin).args(&args))
+        run_command(Command::new(&bin).args(&args))
     };
     rejected.expect_code(1);
-}
-
-fn output(cmd: &mut Command) -> Run {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -449,7 +438,7 @@ impl Image {
         }
         cmd.arg(&self.tag).args(args);
         let started = Instant::now();
-        let run = output(&mut cmd);
+        let run = run_command(&mut cmd);
         (run, started.elapsed())
     }
 

@@ -162,12 +162,7 @@ fn kubelet_command(env: &[(String, String)], args: &[&str]) -> Command {
 }
 
 fn kubelet(env: &[(String, String)], args: &[&str]) -> Run {
-    let out = kubelet_command(env, args).output().unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    run(&mut kubelet_command(env, args))
 }
 
 /// The JSON log lines on stdout (kubelet's container log).

@@ -276,7 +276,7 @@ pub(super) fn pull_and_verify(
     info!(
         model = %model_ref,
         digest = %pulled.digest,
-        layout = pulled.layout.name(),
+        layout = pulled.artifact.layout.name(),
         layers = pulled.artifact.layers.len(),
         credential = %pulled.credential,
         step = "fetch",

@@ -31,14 +31,10 @@ pub use registry::{OciError, Registry, RegistryOptions};
 pub struct Pulled {
     /// The manifest's digest (`sha256:<hex>`): what a tag resolved to.
     pub digest: String,
-    /// The layout read from the manifest.
-    pub layout: Layout,
     /// The manifest's layers.
     pub artifact: ModelArtifact,
     /// The credential used, described without its secret.
     pub credential: String,
-    /// Signatures found in the registry (when asked to look).
-    pub discovered: Vec<discover::Discovered>,
     /// The SHA-256 of every raw file, proven on the way in.
     pub known: crate::verify::KnownDigests,
 }
@@ -80,10 +76,8 @@ pub fn pull_into(
         let known = pull::download(&registry, &artifact, dir, pull).await?;
         Ok(Pulled {
             digest: manifest.digest,
-            layout: artifact.layout,
             artifact,
             credential: registry.describe_credential(),
-            discovered,
             known,
         })
     };

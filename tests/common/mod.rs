@@ -40,7 +40,8 @@ impl Run {
     }
 }
 
-fn run(cmd: &mut Command) -> Run {
+/// Runs `cmd` to the end and keeps what it did.
+pub fn run(cmd: &mut Command) -> Run {
     let out = cmd
         .output()
         .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
