@@ -32,8 +32,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The same build whether scripts/test.sh or tests/image.rs (under cargo
+# test, which adds CARGO_* variables for the test) starts it: cargo's
+# variables are dropped, so the second start finds the first's build fresh.
+# CARGO_HOME, CARGO_TARGET_DIR and CARGO_BUILD_JOBS are settings, kept.
+while read -r var; do
+  case $var in
+    CARGO_HOME | CARGO_TARGET_DIR | CARGO_BUILD_JOBS) ;;
+    CARGO | CARGO_* | OUT_DIR | RUSTC | RUSTDOC) unset "$var" ;;
+  esac
+done < <(compgen -e)
+
 target=x86_64-unknown-linux-musl
-cargo=${CARGO:-cargo}
 
 if ! rustup target list --installed | grep -qx "$target"; then
   echo "installing the Rust target $target" >&2
@@ -61,7 +71,7 @@ bundle=/etc/ssl/certs/ca-certificates.crt
 # musl-gcc for this target by itself; CC_<target> makes it explicit.
 export CARGO_PROFILE_RELEASE_STRIP=symbols
 export CC_x86_64_unknown_linux_musl=${CC_x86_64_unknown_linux_musl:-musl-gcc}
-"$cargo" build --release --locked --target "$target" --bin modelgate >&2
+cargo build --release --locked --target "$target" --bin modelgate >&2
 
 target_dir=${CARGO_TARGET_DIR:-target}
 bin="$target_dir/$target/release/modelgate"

@@ -21,14 +21,32 @@ pub const MAX_SIGNATURE_BYTES: u64 = 256 << 20;
 /// Largest key file read.
 pub const MAX_KEY_BYTES: u64 = 1 << 20;
 
-/// Reads a whole file, refusing anything larger than `limit` bytes.
+/// Reads a whole regular file, refusing anything larger than `limit` bytes.
+///
+/// Symbolic links are followed (Kubernetes mounts ConfigMaps and Secrets
+/// through them), but the file must be a regular file: a FIFO, a device or
+/// a socket named where a key or policy belongs is refused at once instead
+/// of blocking the run or streaming without end. The open is non-blocking
+/// for that reason; it has no effect on a regular file.
 pub fn read_bounded(what: &'static str, path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
+    use std::os::unix::fs::OpenOptionsExt as _;
     let err = |reason: String| ReadError {
         what,
         path: path.to_path_buf(),
         reason,
     };
-    let file = std::fs::File::open(path).map_err(|e| err(e.to_string()))?;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| err(e.to_string()))?;
+    let meta = file.metadata().map_err(|e| err(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(err(
+            "it is not a regular file (a FIFO, device, socket or folder); name the file itself"
+                .into(),
+        ));
+    }
     let mut bytes = Vec::new();
     file.take(limit + 1)
         .read_to_end(&mut bytes)
@@ -72,5 +90,16 @@ mod tests {
         assert_eq!(read_bounded("test", &path, 17).unwrap().len(), 17);
         let err = read_bounded("test", &path, 16).unwrap_err().to_string();
         assert!(err.contains("it is larger than 16 bytes"), "{err}");
+    }
+
+    #[test]
+    fn read_bounded_refuses_what_is_not_a_regular_file_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        for path in [fifo.as_path(), dir.path(), Path::new("/dev/zero")] {
+            let err = read_bounded("key", path, 16).unwrap_err().to_string();
+            assert!(err.contains("it is not a regular file"), "{err}");
+        }
     }
 }

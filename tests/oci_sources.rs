@@ -10,9 +10,8 @@ mod common;
 
 use std::ffi::OsString;
 use std::fs;
-use std::io::BufRead as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use common::registry::*;
 use common::*;
@@ -322,49 +321,10 @@ fn a_signed_file_whose_layer_disagrees_is_rejected_before_any_download() {
     assert_eq!(blob_gets(&reg, "models/tiny"), 0, "a blob was downloaded");
 }
 
-/// The referrers proxy in front of `reg`: its host and log.
-struct Proxy {
-    child: Child,
-    host: String,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Proxy {
-    fn start(reg: &Registry) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("proxy.log");
-        let mut child = Command::new(python())
-            .arg(repo("tests/support/referrers_proxy.py"))
-            .arg(&reg.host)
-            .arg(&log)
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        Self {
-            child,
-            host: format!("127.0.0.1:{}", line.trim()),
-            log,
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn the_referrers_api_is_used_when_the_registry_has_it() {
     let reg = Registry::start(Mode::Plain);
-    let proxy = Proxy::start(&reg);
+    let proxy = Proxy::start("referrers_proxy.py", &reg, &[], &[]);
     let work = tempfile::tempdir().unwrap();
     let keys = keypair("P-256");
     let reference = format!("oci://{}/models/tiny:v1", proxy.host);

@@ -815,11 +815,7 @@ impl Ctx<'_> {
     fn reject(&self, rejection: &Rejection, policy: Option<(Mode, PolicyOut<'_>)>) -> i32 {
         let shown = &self.subject.shown;
         for problem in &rejection.problems {
-            error!(
-                kind = problem.kind(),
-                path = problem.path().unwrap_or(""),
-                "{problem}"
-            );
+            error!(kind = problem.kind(), path = problem.path(), "{problem}");
         }
         let code = rejection.exit_code();
         match policy {

@@ -202,8 +202,9 @@ pub fn verify_log(path: &Path, expect: Option<&str>) -> Result<LogSummary, LogEr
     Ok(summary)
 }
 
-/// Recomputes the chain of the log's text.
-fn check(text: &str) -> Result<LogSummary, String> {
+/// Recomputes the chain of the log's text: the number of entries and the
+/// last chain value, or why the log is broken.
+pub fn check(text: &str) -> Result<LogSummary, String> {
     let mut chain = [0u8; 32];
     let mut entries = 0;
     for (i, line) in text.lines().enumerate() {

@@ -200,6 +200,13 @@ async fn fetch_layer(
                 opts.watch.finished(handle);
                 return Err(e);
             }
+            // Every byte arrived, but the answer ended badly (a connection
+            // cut after the body, a Content-Length longer than the body):
+            // there is nothing left to ask for, and the digest decides.
+            Err(Failure::Transient(e)) if received == layer.size => {
+                tracing::warn!(blob = %layer.digest, path, "{e}; all {received} bytes arrived, checking the digest");
+                break;
+            }
             Err(Failure::Transient(e)) if attempt >= opts.retries => {
                 opts.watch.finished(handle);
                 return Err(e);
@@ -357,10 +364,9 @@ async fn stream_into(
 /// Connection-level failures are worth a retry; answers from the registry
 /// (401, 404, 5xx bodies) are not, except 429 and 503.
 fn classify(error: OciError, source: &oci_client::errors::OciDistributionError) -> Failure {
-    use oci_client::errors::OciDistributionError as E;
-    match source {
-        E::RequestError(_) | E::IoError(_) => Failure::Transient(error),
-        E::ServerError { code, .. } if *code == 429 || *code >= 500 => Failure::Transient(error),
-        _ => Failure::Final(error),
+    if super::registry::is_transient(source) {
+        Failure::Transient(error)
+    } else {
+        Failure::Final(error)
     }
 }

@@ -223,15 +223,37 @@ impl Registry {
             "application/vnd.docker.distribution.manifest.v2+json",
             "application/vnd.docker.distribution.manifest.list.v2+json",
         ];
-        let (bytes, _header_digest) = self
-            .client
-            .pull_manifest_raw(
-                reference.as_client_ref(),
-                &self.credential.to_client_auth(),
-                &accepted,
-            )
-            .await
-            .map_err(|e| self.registry_error("fetch the manifest of", &e))?;
+        let mut attempt = 0;
+        let (bytes, _header_digest) = loop {
+            match self
+                .client
+                .pull_manifest_raw(
+                    reference.as_client_ref(),
+                    &self.credential.to_client_auth(),
+                    &accepted,
+                )
+                .await
+            {
+                Ok(answer) => break answer,
+                Err(e) if attempt < MANIFEST_RETRIES && is_transient(&e) => {
+                    attempt += 1;
+                    tracing::warn!(
+                        reference = %reference,
+                        attempt,
+                        "{}; retrying",
+                        self.registry_error("fetch the manifest of", &e)
+                    );
+                    tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+                }
+                Err(e) => return Err(self.registry_error("fetch the manifest of", &e)),
+            }
+        };
+        if bytes.len() > MAX_MANIFEST_BYTES {
+            return Err(OciError::Content(format!(
+                "{reference}: the manifest is {} bytes, more than the {MAX_MANIFEST_BYTES} modelgate reads (the OCI distribution spec's 4 MiB); the registry is not serving a model manifest",
+                bytes.len()
+            )));
+        }
         // The digest is computed from the bytes, never taken from a header.
         let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&bytes)));
         if let Some(wanted) = reference.digest()
@@ -248,52 +270,9 @@ impl Registry {
     }
 
     fn pick_platform(&self, index: &[u8]) -> Result<String, OciError> {
-        #[derive(Deserialize)]
-        struct Index {
-            manifests: Vec<Entry>,
-        }
-        #[derive(Deserialize)]
-        struct Entry {
-            digest: String,
-            #[serde(default)]
-            platform: Option<Platform>,
-        }
-        #[derive(Deserialize)]
-        struct Platform {
-            os: String,
-            architecture: String,
-            #[serde(default)]
-            variant: Option<String>,
-        }
-        let doc: Index = serde_json::from_slice(index).map_err(|e| {
-            OciError::Content(format!(
-                "{}: the image index is malformed: {e}",
-                self.reference
-            ))
-        })?;
         let wanted = self.platform.clone().unwrap_or_else(running_platform);
-        let found = doc.manifests.iter().find(|m| {
-            m.platform.as_ref().is_some_and(|p| {
-                let name = match &p.variant {
-                    Some(v) => format!("{}/{}/{v}", p.os, p.architecture),
-                    None => format!("{}/{}", p.os, p.architecture),
-                };
-                name == wanted || format!("{}/{}", p.os, p.architecture) == wanted
-            })
-        });
-        let entry = found.ok_or_else(|| {
-            OciError::Content(format!(
-                "{}: the image index has no manifest for platform {wanted}; pick one with --platform",
-                self.reference
-            ))
-        })?;
-        if !super::layout::is_sha256_digest(&entry.digest) {
-            return Err(OciError::Content(format!(
-                "{}: the image index names digest {:?}, not sha256:<64 hex digits>",
-                self.reference, entry.digest
-            )));
-        }
-        Ok(entry.digest.clone())
+        pick_platform(index, &wanted)
+            .map_err(|why| OciError::Content(format!("{}: {why}", self.reference)))
     }
 
     /// An error from the client, with what was being done, the reference and
@@ -311,7 +290,20 @@ impl Registry {
                 format!("HTTP {code}: {message}")
             }
             OciDistributionError::RegistryError { envelope, .. } => {
-                format!("the registry answered: {envelope}")
+                // The spec's error codes, as the registry sent them
+                // (TOOMANYREQUESTS, MANIFEST_UNKNOWN, DENIED, ...).
+                let errors: Vec<String> = envelope
+                    .errors
+                    .iter()
+                    .map(|e| {
+                        let code = serde_json::to_value(&e.code)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_string))
+                            .unwrap_or_else(|| format!("{:?}", e.code));
+                        format!("{code}: {}", e.message)
+                    })
+                    .collect();
+                format!("the registry answered: {}", errors.join("; "))
             }
             OciDistributionError::AuthenticationFailure(why) => {
                 format!(
@@ -334,8 +326,36 @@ impl Registry {
     }
 }
 
+/// Retries of a manifest GET answered 429 or 5xx, or cut off: the same
+/// backoff as a blob's (200 ms, 400 ms, 600 ms), all within `--timeout`.
+/// `Retry-After` is not read: oci-client keeps no header of an error answer,
+/// and a registry must not hold the pod past its deadline anyway.
+const MANIFEST_RETRIES: u32 = 3;
+
+/// Largest manifest or index used: the OCI distribution spec's 4 MiB
+/// (registries should accept at least that much, and need not more).
+/// oci-client reads the whole answer before this is checked, so it bounds
+/// what modelgate parses and keeps, not what a hostile registry can send.
+pub const MAX_MANIFEST_BYTES: usize = 4 << 20;
+
+/// Whether a failed request is worth another attempt: a connection-level
+/// failure, 429 (with or without the spec's `TOOMANYREQUESTS` error body)
+/// or any 5xx. Other answers (401, 404, other 4xx) are final.
+pub fn is_transient(e: &OciDistributionError) -> bool {
+    match e {
+        OciDistributionError::RequestError(_) | OciDistributionError::IoError(_) => true,
+        OciDistributionError::ServerError { code, .. } => *code == 429 || *code >= 500,
+        // A 4xx with the spec's error body: 429 is TOOMANYREQUESTS.
+        OciDistributionError::RegistryError { envelope, .. } => envelope
+            .errors
+            .iter()
+            .any(|e| e.code == oci_client::errors::OciErrorCode::Toomanyrequests),
+        _ => false,
+    }
+}
+
 /// The `realm` of a `Bearer` challenge (`Bearer realm="...",service=...`).
-fn bearer_realm(challenge: &str) -> Option<String> {
+pub fn bearer_realm(challenge: &str) -> Option<String> {
     let (scheme, params) = challenge.trim().split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("bearer") {
         return None;
@@ -483,7 +503,9 @@ fn describe_request_error(err: &reqwest::Error) -> String {
     format!("{status}{}", parts.join(": "))
 }
 
-fn media_type(bytes: &[u8]) -> Option<String> {
+/// The media type a manifest declares; a document with `manifests` and no
+/// media type is an image index.
+pub fn media_type(bytes: &[u8]) -> Option<String> {
     #[derive(Deserialize)]
     struct Head {
         #[serde(rename = "mediaType", default)]
@@ -500,6 +522,49 @@ fn media_type(bytes: &[u8]) -> Option<String> {
         None if head.manifests.is_some() => Some(IMAGE_INDEX.into()),
         None => None,
     }
+}
+
+/// The digest of the manifest for platform `wanted` (`os/arch[/variant]`)
+/// in an image index, or why there is none.
+pub fn pick_platform(index: &[u8], wanted: &str) -> Result<String, String> {
+    #[derive(Deserialize)]
+    struct Index {
+        manifests: Vec<Entry>,
+    }
+    #[derive(Deserialize)]
+    struct Entry {
+        digest: String,
+        #[serde(default)]
+        platform: Option<Platform>,
+    }
+    #[derive(Deserialize)]
+    struct Platform {
+        os: String,
+        architecture: String,
+        #[serde(default)]
+        variant: Option<String>,
+    }
+    let doc: Index =
+        serde_json::from_slice(index).map_err(|e| format!("the image index is malformed: {e}"))?;
+    let found = doc.manifests.iter().find(|m| {
+        m.platform.as_ref().is_some_and(|p| {
+            let name = match &p.variant {
+                Some(v) => format!("{}/{}/{v}", p.os, p.architecture),
+                None => format!("{}/{}", p.os, p.architecture),
+            };
+            name == wanted || format!("{}/{}", p.os, p.architecture) == wanted
+        })
+    });
+    let entry = found.ok_or_else(|| {
+        format!("the image index has no manifest for platform {wanted}; pick one with --platform")
+    })?;
+    if !super::layout::is_sha256_digest(&entry.digest) {
+        return Err(format!(
+            "the image index names digest {:?}, not sha256:<64 hex digits>",
+            entry.digest
+        ));
+    }
+    Ok(entry.digest.clone())
 }
 
 /// `linux/amd64`, `linux/arm64`, ... for the running binary.

@@ -26,6 +26,8 @@ pub use gpu::{GpuRequirement, LibraryPin, VersionRange};
 pub const API_VERSION: &str = "modelgate.dev/v1alpha1";
 /// The policy document's `kind`.
 pub const KIND: &str = "ModelPolicy";
+/// Largest policy document read (1 MiB; a policy is a few KiB).
+pub const MAX_POLICY_BYTES: u64 = crate::io::MAX_KEY_BYTES;
 
 /// What happens when verification fails.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -134,16 +136,26 @@ impl Policy {
             path: path.display().to_string(),
             reason,
         };
-        let bytes = crate::io::read_bounded("policy", path, crate::io::MAX_KEY_BYTES)
+        let bytes = crate::io::read_bounded("policy", path, MAX_POLICY_BYTES)
             .map_err(|e| err(e.to_string()))?;
-        let text = String::from_utf8(bytes).map_err(|_| err("not UTF-8 text".into()))?;
-        let doc: document::Doc = if text.trim_start().starts_with('{') {
-            serde_json::from_str(&text).map_err(|e| err(e.to_string()))?
-        } else {
-            serde_saphyr::from_str(&text).map_err(|e| err(e.to_string()))?
-        };
         let base = path.parent().unwrap_or(Path::new("."));
-        doc.compile(base).map_err(err)
+        Self::parse(&bytes, base).map_err(err)
+    }
+
+    /// Parses and compiles a policy document (YAML, or JSON when it starts
+    /// with `{`); key, certificate and trusted-root paths in it are read
+    /// relative to `base`.
+    pub fn parse(bytes: &[u8], base: &Path) -> Result<Self, String> {
+        if bytes.len() as u64 > MAX_POLICY_BYTES {
+            return Err(format!("it is larger than {MAX_POLICY_BYTES} bytes"));
+        }
+        let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())?;
+        let doc: document::Doc = if text.trim_start().starts_with('{') {
+            serde_json::from_str(text).map_err(|e| e.to_string())?
+        } else {
+            serde_saphyr::from_str(text).map_err(|e| e.to_string())?
+        };
+        doc.compile(base)
     }
 
     /// The rule for a model: the first whose names (or, for a model from a
@@ -307,6 +319,14 @@ fn describe(trust: &TrustedMaterial) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_policy_over_its_size_limit_is_refused_before_parsing() {
+        let big = vec![b' '; MAX_POLICY_BYTES as usize + 1];
+        let err = Policy::parse(&big, Path::new(".")).map(|_| ()).unwrap_err();
+        assert_eq!(err, format!("it is larger than {MAX_POLICY_BYTES} bytes"));
+    }
+
     use super::*;
 
     #[test]

@@ -120,6 +120,13 @@ impl Certificate {
 
     /// Parses every certificate in a PEM file (one or more blocks).
     pub fn from_pem_bundle(pem: &[u8]) -> Result<Vec<Self>, ChainError> {
+        // x509-cert 0.2.5's `load_pem_chain` computes `len - 1` of the input
+        // with its trailing newlines stripped: an empty file, or one of only
+        // newlines, overflows (a panic where overflow checks are on; found
+        // by fuzz/ target `certificates`). It holds no block either way.
+        if pem.iter().all(u8::is_ascii_whitespace) {
+            return Err(ChainError::Malformed("no CERTIFICATE block found".into()));
+        }
         let certs = X509::load_pem_chain(pem).map_err(|e| ChainError::Malformed(e.to_string()))?;
         if certs.is_empty() {
             return Err(ChainError::Malformed("no CERTIFICATE block found".into()));
@@ -398,4 +405,22 @@ fn rfc3339(t: SystemTime) -> String {
     time::OffsetDateTime::from(t)
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the `certificates` fuzz target: an empty or blank PEM file
+    /// made x509-cert's chain loader overflow.
+    #[test]
+    fn a_blank_pem_bundle_is_refused_without_a_panic() {
+        for blank in [&b""[..], b"\n", b"\r\n\r\n", b"  \n"] {
+            let err = Certificate::from_pem_bundle(blank).map(|_| ()).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                ChainError::Malformed("no CERTIFICATE block found".into()).to_string()
+            );
+        }
+    }
 }

@@ -633,3 +633,57 @@ pub fn wait_for_staged_bytes(folder: &Path, file: &str) -> u64 {
         std::thread::sleep(Duration::from_micros(200));
     }
 }
+
+/// A Python proxy from tests/support in front of a registry: it prints the
+/// port it listens on (127.0.0.1) and logs requests to a file. Killed when
+/// dropped.
+pub struct Proxy {
+    child: std::process::Child,
+    /// `127.0.0.1:PORT`.
+    pub host: String,
+    /// Its request log.
+    pub log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Proxy {
+    /// Starts `tests/support/<script> <registry host> <log> <args>...` with
+    /// the extra environment `env`.
+    pub fn start(script: &str, reg: &Registry, args: &[&str], env: &[(&str, &str)]) -> Self {
+        use std::io::BufRead as _;
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("proxy.log");
+        let mut child = std::process::Command::new(crate::common::venv().join("bin/python"))
+            .arg(crate::common::repo(&format!("tests/support/{script}")))
+            .arg(&reg.host)
+            .arg(&log)
+            .args(args)
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(!line.trim().is_empty(), "{script} did not start");
+        Self {
+            child,
+            host: format!("127.0.0.1:{}", line.trim()),
+            log,
+            _dir: dir,
+        }
+    }
+
+    /// Its log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
