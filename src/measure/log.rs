@@ -337,6 +337,19 @@ pub fn cut(text: String, max: usize) -> String {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_log_over_its_size_limit_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.jsonl");
+        let file = std::fs::File::create(&path).unwrap();
+        file.set_len(MAX_LOG_BYTES + 1).unwrap();
+        let err = verify_log(&path, None).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("it is larger than {MAX_LOG_BYTES} bytes")),
+            "{err}"
+        );
+    }
+
     fn entry(n: u64) -> Value {
         json!({"verdict": "verified", "n": n, "model": {"name": "m"}})
     }

@@ -242,6 +242,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_config_file_over_its_size_limit_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        std::fs::write(&path, vec![b' '; MAX_CONFIG_BYTES as usize + 1]).unwrap();
+        let err = Credentials::load(Some(&path)).unwrap_err().to_string();
+        assert!(
+            err.ends_with(&format!("it is larger than {MAX_CONFIG_BYTES} bytes")),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn every_way_docker_writes_credentials_is_read() {
         let auth = base64::engine::general_purpose::STANDARD.encode("alice:s3cret:with:colons");
         let json = format!(
