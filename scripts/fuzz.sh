@@ -4,6 +4,7 @@
 #   scripts/fuzz.sh                 every target, $MODELGATE_FUZZ_SECONDS each (default 60)
 #   scripts/fuzz.sh 600 policy tar_layer
 #                                   those targets, ten minutes each
+#   scripts/fuzz.sh policy          one target, $MODELGATE_FUZZ_SECONDS
 #
 # No nightly toolchain and no cargo-fuzz install needed: the targets are
 # built by cargo with libFuzzer's coverage instrumentation added by
@@ -29,11 +30,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-seconds=${1:-${MODELGATE_FUZZ_SECONDS:-60}}
-shift || true
+seconds=${MODELGATE_FUZZ_SECONDS:-60}
+if [[ ${1:-} =~ ^[0-9]+$ ]]; then seconds=$1; shift; fi
+[[ $seconds =~ ^[1-9][0-9]*$ ]] || { echo "fuzz.sh: seconds must be a positive number, not '$seconds'" >&2; exit 2; }
 all=(bundle statement keys certificates trusted_root policy oci_manifest tar_layer auth measurement_log reference gpu_facts)
 targets=("$@")
 ((${#targets[@]})) || targets=("${all[@]}")
+for t in "${targets[@]}"; do
+  [[ " ${all[*]} " == *" $t "* ]] || { echo "fuzz.sh: no fuzz target '$t'; the targets: ${all[*]}" >&2; exit 2; }
+done
 
 target_dir=${CARGO_TARGET_DIR:-target}
 work="$target_dir/fuzz"

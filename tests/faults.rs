@@ -2,7 +2,8 @@
 //! between modelgate and a real registry (Debian's docker-registry): a
 //! connection reset or cut mid-blob, a stall past the deadline, a body
 //! shorter or a Content-Length longer than the blob, 500 and 429 storms with
-//! `Retry-After`, redirects to another host (honest and not).
+//! `Retry-After`, redirects to another host (honest and not), a manifest
+//! over the spec's 4 MiB.
 //!
 //! Each test asserts the exit code, the message, how long it took where a
 //! deadline is involved, and what is left at the destination: the verified
@@ -231,4 +232,22 @@ fn a_redirect_to_another_host_gets_no_credentials_and_its_bytes_are_checked() {
 fn base64_basic(user: &str, password: &str) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+}
+
+#[test]
+fn a_manifest_over_4_mib_is_refused_before_it_is_parsed() {
+    let reg = registry(Mode::Plain);
+    let out = tempfile::tempdir().unwrap();
+    let proxy = proxy(&reg, "huge");
+    let dest = out.path().join("model");
+    let (run, _) = pull_through(&proxy, &dest, &[]);
+    run.expect_code(1).expect_stderr(
+        "the manifest is 5242915 bytes, more than the 4194304 modelgate reads (the OCI distribution spec's 4 MiB)",
+    );
+    assert!(
+        !proxy.log().contains("/blobs/"),
+        "a blob was requested:\n{}",
+        proxy.log()
+    );
+    nothing_left(&dest);
 }

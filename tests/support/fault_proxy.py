@@ -16,6 +16,8 @@ counts are per blob ("the first N GETs of each blob").
                 whole body, then a close
   status:C:N:R  the first N GETs of each manifest and blob: HTTP C with
                 `Retry-After: R`
+  huge          every manifest GET: 200 with a 5 MiB JSON document (over
+                the distribution spec's 4 MiB for a manifest)
   redirect      every blob GET: 307 to the same path on a second listener at
                 127.0.0.2 (another host), which serves it from the registry;
                 whether an Authorization header reached it is logged
@@ -138,6 +140,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Location", f"http://127.0.0.2:{storage_port}{self.path}")
             self.send_header("Content-Length", "0")
             self.end_headers()
+            return
+        if kind == "huge" and self.command == "GET" and MANIFEST.match(path):
+            self.note("huge")
+            body = b'{"schemaVersion": 2, "padding": "' + b"x" * (5 << 20) + b'"}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
             return
         if kind == "status" and self.command == "GET" and (blob or MANIFEST.match(path)):
             code, times, retry_after = int(args[0]), int(args[1]), args[2]
