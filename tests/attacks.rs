@@ -302,3 +302,91 @@ fn names_with_newlines_and_invalid_utf8_cannot_hide_or_pass() {
         r#""bad\xFF.bin" is not a UTF-8 file name; the signature format cannot name it"#,
     );
 }
+
+/// tests/support/lying_fs.py mounted over a copy of the tiny model, lying
+/// about `model.safetensors`; unmounted when dropped.
+struct LyingFs {
+    dir: tempfile::TempDir,
+    child: std::process::Child,
+}
+
+impl LyingFs {
+    fn mount(mode: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (source, mnt) = (dir.path().join("source"), dir.path().join("model"));
+        std::fs::create_dir(&source).unwrap();
+        std::fs::create_dir(&mnt).unwrap();
+        for (name, path) in common::registry::tiny_files() {
+            std::fs::copy(path, source.join(name)).unwrap();
+        }
+        let child = Command::new(venv().join("bin/python"))
+            .arg(repo("tests/support/lying_fs.py"))
+            .args([&source, &mnt])
+            .args(["model.safetensors", mode])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        while !std::fs::read_to_string("/proc/self/mounts")
+            .unwrap()
+            .contains(mnt.to_str().unwrap())
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the FUSE file system did not mount (it needs root, /dev/fuse and libfuse2)"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self { dir, child }
+    }
+
+    fn model(&self) -> PathBuf {
+        self.dir.path().join("model")
+    }
+}
+
+impl Drop for LyingFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.model()).status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_filesystem_that_lies_about_sizes_gets_the_bytes_a_reader_gets_hashed() {
+    // modelgate hashes exactly what a reader of the mount gets (the kernel
+    // bounds reads by the size the file system reports): verified when that
+    // is the signed content, rejected naming the file when it is not.
+    let signed = std::fs::read(repo("fixtures/tiny-model/model.safetensors")).unwrap();
+    for (mode, verified) in [
+        // stat tells the truth, reads stop at half: other bytes.
+        ("short", false),
+        // reads offer 4096 bytes past the end: the kernel stops at the size.
+        ("long", true),
+        // stat says half the size: readers get half.
+        ("grows", false),
+        // stat says 0, like a /proc file: readers get nothing.
+        ("zero", false),
+    ] {
+        let fs = LyingFs::mount(mode);
+        let seen = std::fs::read(fs.model().join("model.safetensors")).unwrap();
+        assert_eq!(
+            seen == signed,
+            verified,
+            "{mode}: a reader got {} bytes",
+            seen.len()
+        );
+        let run = verify(
+            fs.model(),
+            repo("fixtures/tiny-model.sig"),
+            repo("fixtures/keys/test-signer.pub.pem"),
+        );
+        if verified {
+            run.expect_code(0);
+        } else {
+            run.expect_code(1)
+                .expect_stderr("model.safetensors: modified: expected digest 364a484cf57f5f8798f57a78881dd5ea0d0a4c0a3c3a2ac602e05d1f615e92c9");
+        }
+    }
+}
