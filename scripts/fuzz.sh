@@ -5,6 +5,8 @@
 #   scripts/fuzz.sh 600 policy tar_layer
 #                                   those targets, ten minutes each
 #   scripts/fuzz.sh policy          one target, $MODELGATE_FUZZ_SECONDS
+#   MODELGATE_FUZZ_JOBS=2 scripts/fuzz.sh
+#                                   two targets at a time (one core each)
 #
 # No nightly toolchain and no cargo-fuzz install needed: the targets are
 # built by cargo with libFuzzer's coverage instrumentation added by
@@ -97,21 +99,40 @@ open(f"{sys.argv[1]}/tiny.tar", "wb").write(b"\x04" + buf.getvalue())
 PY
 for t in "${all[@]}"; do seed "$t" fuzz/seeds/"$t"/*; done
 
-status=0
-for t in "${targets[@]}"; do
-  corpus="$work/corpus/$t" artifacts="$work/artifacts/$t"
+# run_target <target>: fuzzes it for $seconds; prints its statistics, or
+# the failure with its input, and returns non-zero on a finding.
+run_target() {
+  local t=$1 corpus="$work/corpus/$1" artifacts="$work/artifacts/$1" max_len
   mkdir -p "$corpus" "$artifacts"
   case $t in tar_layer | trusted_root | bundle) max_len=65536 ;; *) max_len=4096 ;; esac
-  echo "fuzz: $t for ${seconds}s"
   if ! "$bins/$t" "$corpus" "$work/seeds/$t" \
       -max_total_time="$seconds" -max_len="$max_len" -timeout=10 -rss_limit_mb=2048 \
       -artifact_prefix="$artifacts/" -print_final_stats=1 2>"$work/$t.log"; then
-    status=1
-    echo "fuzz: $t FOUND A FAILURE; input and log:" >&2
-    ls -l "$artifacts" >&2
-    tail -40 "$work/$t.log" >&2
-    break
+    {
+      echo "fuzz: $t FOUND A FAILURE; input and log:"
+      ls -l "$artifacts"
+      tail -40 "$work/$t.log"
+    } >&2
+    return 1
   fi
-  grep -E '^stat::(number_of_executed_units|peak_rss_mb)|cov: ' "$work/$t.log" | tail -3 | tr '\n' ' '; echo
+  echo "fuzz: $t ${seconds}s: $(grep -E '^stat::number_of_executed_units|DONE' "$work/$t.log" | tail -2 | tr -s ' \n' ' ')"
+}
+
+# $MODELGATE_FUZZ_JOBS targets at a time (default 1).
+jobs=${MODELGATE_FUZZ_JOBS:-1}
+[[ $jobs =~ ^[1-9][0-9]*$ ]] || { echo "fuzz.sh: MODELGATE_FUZZ_JOBS must be a positive number" >&2; exit 2; }
+echo "fuzz: ${#targets[@]} targets, ${seconds}s each, $jobs at a time"
+status=0 running=0
+for t in "${targets[@]}"; do
+  if ((running >= jobs)); then
+    wait -n || status=1
+    running=$((running - 1))
+  fi
+  run_target "$t" &
+  running=$((running + 1))
+done
+while ((running > 0)); do
+  wait -n || status=1
+  running=$((running - 1))
 done
 exit $status

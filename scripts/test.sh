@@ -13,9 +13,9 @@
 #      and not once more in check mode (that saved about 4 minutes of CI);
 #   3. the static musl release binary (scripts/build-static.sh, for
 #      tests/image.rs) builds in the background while
-#   4. every fuzz target runs $MODELGATE_FUZZ_SECONDS (default 20) from its
-#      seeds (scripts/fuzz.sh; fuzz runs are bounded in time, so sharing the
-#      cores costs executions, not minutes);
+#   4. every fuzz target runs $MODELGATE_FUZZ_SECONDS (default 45) from its
+#      seeds, two at a time (scripts/fuzz.sh; fuzz runs are bounded in time,
+#      so sharing the cores costs executions, not minutes);
 #   5. the whole cargo test suite (tests/image.rs finds the static binary
 #      built).
 set -euo pipefail
@@ -67,7 +67,8 @@ static_log=$(mktemp)
 ./scripts/build-static.sh >"$static_log" 2>&1 &
 static_pid=$!
 fuzz_status=0
-MODELGATE_FUZZ_SECONDS=${MODELGATE_FUZZ_SECONDS:-20} ./scripts/fuzz.sh || fuzz_status=$?
+MODELGATE_FUZZ_SECONDS=${MODELGATE_FUZZ_SECONDS:-45} MODELGATE_FUZZ_JOBS=${MODELGATE_FUZZ_JOBS:-2} \
+  ./scripts/fuzz.sh || fuzz_status=$?
 static_status=0
 wait "$static_pid" || static_status=$?
 tail -2 "$static_log"
