@@ -439,3 +439,61 @@ fn an_image_that_repeats_a_layer_is_pulled_from_its_subpath() {
         fs::read(signed.join("model.safetensors")).unwrap()
     );
 }
+
+#[test]
+fn no_more_than_16_signatures_are_taken_from_the_registry() {
+    // A registry (or whoever can push to it) lists 17 signatures: the pull
+    // fetches 16 at most (oci::discover::MAX_CANDIDATES), so a signer
+    // listed after them is never reached, and the bound holds.
+    let reg = Registry::start(Mode::Plain);
+    let proxy = Proxy::start("referrers_proxy.py", &reg, &[], &[]);
+    let work = tempfile::tempdir().unwrap();
+    let reference = format!("oci://{}/models/tiny:v1", proxy.host);
+    let flags = ["--insecure-registry", proxy.host.as_str()];
+    let signers: Vec<Keys> = (0..17).map(|_| keypair("P-256")).collect();
+    for keys in &signers {
+        let mut args: Vec<OsString> = vec![
+            "push".into(),
+            repo(TINY).into(),
+            reference.clone().into(),
+            "--key".into(),
+            keys.private.clone().into(),
+        ];
+        args.extend(flags.iter().map(OsString::from));
+        modelgate(args).expect_code(0);
+    }
+    let pull = |keys: &Keys, dest: &str| {
+        let mut args: Vec<OsString> = vec![
+            "pull".into(),
+            reference.clone().into(),
+            work.path().join(dest).into(),
+            "--key".into(),
+            keys.public.clone().into(),
+        ];
+        args.extend(flags.iter().map(OsString::from));
+        modelgate(args)
+    };
+    let before = std::fs::read_to_string(&proxy.log).unwrap().lines().count();
+    pull(&signers[0], "first").expect_code(0);
+    let log = std::fs::read_to_string(&proxy.log).unwrap();
+    let signature_manifests = log
+        .lines()
+        .skip(before)
+        .filter(|l| l.starts_with("GET /v2/models/tiny/manifests/sha256:"))
+        .count();
+    assert_eq!(
+        signature_manifests, 16,
+        "signature manifests fetched:\n{log}"
+    );
+    let last = pull(&signers[16], "last");
+    last.expect_code(1).expect_stderr("signature rejected");
+    assert_eq!(
+        last.stderr
+            .matches("signature found in the registry")
+            .count(),
+        16,
+        "{}",
+        last.stderr
+    );
+    nothing_left(&work.path().join("last"));
+}
