@@ -4,7 +4,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// A file that could not be read, or was larger than its limit.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 #[error("cannot read {what} {path}: {reason}")]
 pub struct ReadError {
     /// What the file is (signature, key, ...).

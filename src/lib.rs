@@ -2,22 +2,28 @@
 //! was signed.
 //!
 //! The library holds all the logic; `src/main.rs` only parses arguments and
-//! maps outcomes to exit codes, so tests and benchmarks run the same code as
-//! the binary. The modules are layers, and each depends only on the layers
-//! below it (the README's "Layout" table lists them):
+//! exits with the code of the [`verify::Verdict`] a front end returns, so
+//! tests and benchmarks run the same code as the binary. Every front end
+//! turns its input into [`gate::Settings`] and a [`gate::Source`] and calls
+//! one [`gate::run`]. The modules are layers, and each depends only on its
+//! own layer or the layers below it, never in a circle (between folders or
+//! between the files of one folder). This table is the one list of them;
+//! `tests/it/layout.rs` reads it and checks the source tree against it
+//! (docs/architecture.md explains each layer):
 //!
 //! | layer | modules |
 //! |---|---|
-//! | entry points | [`cli`] |
+//! | front ends | [`cli`] |
+//! | one verification run | [`gate`] |
 //! | verification, registries, records | [`verify`], [`oci`], [`measure`] |
 //! | the format, trust, policy | [`oms`], [`trust`], [`policy`] |
-//! | the model on disk | [`model`] |
-//! | support | [`error`], [`io`], [`logging`] |
+//! | the model on disk, the node | [`model`], [`node`] |
+//! | support | [`io`], [`logging`] |
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod cli;
-pub mod error;
+pub mod gate;
 pub mod io;
 pub mod logging;
 pub mod measure;
@@ -29,5 +35,4 @@ pub mod policy;
 pub mod trust;
 pub mod verify;
 
-pub use error::Error;
 pub use io::{MAX_KEY_BYTES, MAX_SIGNATURE_BYTES, read_bounded, write_atomic};

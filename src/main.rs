@@ -29,5 +29,7 @@ fn arguments() -> Vec<OsString> {
 
 fn main() {
     let cli = modelgate::cli::Cli::parse_from(arguments());
-    std::process::exit(modelgate::cli::run(cli));
+    // The one place the process exits: the verdict's code (0 verified, 1
+    // rejected, 2 could not verify).
+    std::process::exit(modelgate::cli::run(cli).exit_code());
 }

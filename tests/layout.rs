@@ -9,7 +9,8 @@ use std::path::Path;
 /// The layers, top to bottom, and the top-level modules in each. Keep in
 /// step with the README's "Layout" table.
 const LAYERS: &[(&str, &[&str])] = &[
-    ("entry points", &["cli", "error"]),
+    ("entry points", &["cli"]),
+    ("one verification run", &["gate"]),
     (
         "verification, registries and records",
         &["verify", "oci", "measure"],

@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::gate::Error;
 use crate::logging::LogFormat;
-use crate::trust::sigstore::{self, Identity, Matcher};
-use crate::{Error, MAX_KEY_BYTES, read_bounded};
+use crate::trust::sigstore::{Identity, Matcher};
 
 /// Verify AI models against OpenSSF Model Signing attestations, and sign them.
 #[derive(Debug, Parser)]
@@ -103,10 +103,6 @@ pub struct KeylessArgs {
 }
 
 impl KeylessArgs {
-    pub(super) fn given(&self) -> bool {
-        self.certificate_identity.is_some() || self.certificate_identity_regexp.is_some()
-    }
-
     pub(super) fn identity(&self) -> Result<Identity, Error> {
         let pick = |exact: &Option<String>, re: &Option<String>| match (exact, re) {
             (Some(e), _) => Ok(Matcher::Exact(e.clone())),
@@ -128,14 +124,7 @@ impl KeylessArgs {
     }
 
     pub(super) fn root(&self) -> Result<sigstore_trust_root::TrustedRoot, Error> {
-        let json = match &self.trusted_root {
-            Some(path) => Some(
-                String::from_utf8(read_bounded("trusted root", path, MAX_KEY_BYTES)?)
-                    .map_err(|_| Error::Usage(format!("{}: not UTF-8 JSON", path.display())))?,
-            ),
-            None => None,
-        };
-        sigstore::trusted_root(json.as_deref()).map_err(|e| Error::Usage(e.to_string()))
+        crate::gate::trusted_root(self.trusted_root.as_deref())
     }
 }
 
@@ -399,10 +388,6 @@ pub struct CheckArgs {
     /// Write a measurement (JSON) here, whatever the verdict.
     #[arg(long, value_name = "OUT.json")]
     pub measurement: Option<PathBuf>,
-    /// What `init` adds to each measurement (the pod, the node), and where
-    /// it also reports (the measurement log, the termination message).
-    #[arg(skip)]
-    pub context: Option<std::sync::Arc<crate::measure::RunContext>>,
 }
 
 /// `modelgate measurement ...`.

@@ -5,7 +5,7 @@
 //! fetches or finds the model, verifies it, and records the measurement
 //! (with the pod and the node), the measurement log entry and the
 //! termination message. A deadline (`MODELGATE_TIMEOUT`) and SIGTERM end
-//! the run with exit 2 and nothing placed (see [`super::abort`]).
+//! the run with exit 2 and nothing placed (see [`crate::gate::Cancel`]).
 //!
 //! KServe runs a storage initializer as `<uri> <mountPath>`; `main` turns
 //! that into `init --source <uri> --target <mountPath>`.
@@ -17,12 +17,14 @@ use std::time::Duration;
 use clap::Args as _;
 use tracing::{error, info};
 
-use super::args::{CheckArgs, InitArgs, KeylessArgs, RegistryArgs};
-use super::{EXIT_ERROR, Progress, abort, verify_cmd};
-use crate::measure::{Measurement, Pod, RunContext, log};
+use super::Progress;
+use super::args::InitArgs;
+use crate::gate::{self, Both, Cancel, MeasurementFile, Naming, Settings, Source};
+use crate::measure::{Measurement, Pod, RunContext};
 use crate::node::GpuFacts;
 use crate::oci::ModelRef;
 use crate::policy::GpuRequirement;
+use crate::verify::Verdict;
 
 /// Where an oci:// model goes without `MODELGATE_TARGET` (KServe's path).
 pub const DEFAULT_TARGET: &str = "/mnt/models";
@@ -49,22 +51,17 @@ const NOT_FETCHED: &[&str] = &[
 #[derive(Debug)]
 struct ConfigError(String);
 
-/// Where the model comes from.
-enum Source {
-    /// A registry reference, pulled into `target`.
-    Oci { reference: String, target: PathBuf },
-    /// A mounted folder, verified in place, or copied to `target` first.
-    Folder {
-        path: PathBuf,
-        target: Option<PathBuf>,
-    },
+impl From<gate::SettingsError> for ConfigError {
+    fn from(e: gate::SettingsError) -> Self {
+        Self(e.to_string())
+    }
 }
 
 /// The checked configuration.
 struct Plan {
     source: Source,
-    checks: CheckArgs,
-    registry: RegistryArgs,
+    settings: Settings,
+    record: MeasurementFile,
     deadline: Option<Duration>,
     /// The GPU pathway, measured under `MODELGATE_HOST_ROOT`.
     gpu: GpuFacts,
@@ -72,26 +69,40 @@ struct Plan {
     gpu_requirement: Option<GpuRequirement>,
 }
 
+impl Plan {
+    /// What the measurement calls the model before a verdict.
+    fn shown(&self) -> PathBuf {
+        match &self.source {
+            Source::Oci { reference, .. } => PathBuf::from(reference),
+            Source::InPlace(path) | Source::Copy { from: path, .. } => path.clone(),
+        }
+    }
+}
+
 /// Runs `init`.
-pub(super) fn init_cmd(args: &InitArgs, workers: usize, progress: &Progress) -> i32 {
-    // Blocked before any other thread exists, so every thread inherits the
-    // mask and only the watcher below receives SIGTERM.
-    let signals = block_termination_signals();
-    let plan = match configure(args) {
+pub(super) fn init_cmd(
+    args: &InitArgs,
+    workers: usize,
+    progress: &Progress,
+    runtime: &tokio::runtime::Runtime,
+    signals: Option<nix::sys::signal::SigSet>,
+) -> Verdict {
+    let plan = match configure(args, workers) {
         Ok(plan) => plan,
         Err(ConfigError(message)) => return config_error(args, &message),
     };
     let (kind, model) = match &plan.source {
-        Source::Oci { reference, target } => {
-            ("oci", format!("{reference} -> {}", target.display()))
-        }
-        Source::Folder { path, target: None } => ("folder", path.display().to_string()),
-        Source::Folder {
-            path,
-            target: Some(t),
-        } => (
+        Source::Oci { reference, to } => (
+            "oci",
+            format!(
+                "{reference} -> {}",
+                to.as_deref().unwrap_or(Path::new(DEFAULT_TARGET)).display()
+            ),
+        ),
+        Source::InPlace(path) => ("folder", path.display().to_string()),
+        Source::Copy { from, to } => (
             "folder-copy",
-            format!("{} -> {}", path.display(), t.display()),
+            format!("{} -> {}", from.display(), to.display()),
         ),
     };
     info!(
@@ -99,7 +110,7 @@ pub(super) fn init_cmd(args: &InitArgs, workers: usize, progress: &Progress) -> 
         source = kind,
         model = %model,
         deadline_seconds = plan.deadline.map(|d| d.as_secs()),
-        measurement = ?plan.checks.measurement,
+        measurement = %plan.record.path.display(),
         "configuration accepted"
     );
     info!(
@@ -115,67 +126,52 @@ pub(super) fn init_cmd(args: &InitArgs, workers: usize, progress: &Progress) -> 
     {
         return gpu_rejected(&plan, &failures);
     }
-    watch(&plan, signals);
-    match &plan.source {
-        Source::Oci { reference, target } => verify_cmd::pull_and_verify(
-            reference,
-            Some(target),
-            &plan.checks,
-            &plan.registry,
-            workers,
-            progress,
-        ),
-        Source::Folder { path, target: None } => {
-            verify_cmd::verify_in_place(path, &plan.checks, workers, progress)
-        }
-        Source::Folder {
-            path,
-            target: Some(target),
-        } => verify_cmd::copy_and_verify(path, target, &plan.checks, workers, progress),
-    }
+    let cancel = Cancel::new();
+    watch(&plan, &cancel, signals);
+    let mut recorder = Both {
+        show: progress,
+        record: plan.record.clone(),
+    };
+    runtime
+        .block_on(gate::run(
+            &plan.settings,
+            plan.source.clone(),
+            &cancel,
+            &mut recorder,
+        ))
+        .verdict
 }
 
 /// The node does not meet the policy's GPU requirement: rejected before
-/// anything is fetched or verified (exit 1).
-fn gpu_rejected(plan: &Plan, failures: &[String]) -> i32 {
+/// anything is fetched or verified.
+fn gpu_rejected(plan: &Plan, failures: &[String]) -> Verdict {
     let message = format!(
         "the node's GPU pathway does not meet the policy: {}",
         failures.join("; ")
     );
     error!(
         step = "node",
-        exit_code = super::EXIT_REJECTED,
+        exit_code = Verdict::Rejected.exit_code(),
         "{message}; do not start the workload"
     );
-    if let Some(path) = &plan.checks.measurement {
-        let context = plan.checks.context.as_deref();
-        let shown = match &plan.source {
-            Source::Oci { reference, .. } => PathBuf::from(reference),
-            Source::Folder { path, .. } => path.clone(),
-        };
-        let doc = Measurement::failed(&shown, "rejected", message).with_context(
-            context.and_then(|c| c.pod.as_ref()),
-            context.and_then(|c| c.node.as_ref()),
-        );
-        let code = verify_cmd::write_measurement(path, &doc.to_bytes(), context);
-        if code != super::EXIT_OK {
-            return code;
-        }
+    let doc = Measurement::failed(&plan.shown(), Verdict::Rejected, message);
+    if plan.record.write(doc).is_err() {
+        return Verdict::Error;
     }
-    super::EXIT_REJECTED
+    Verdict::Rejected
 }
 
 /// Reports a configuration error: the log line, the termination message and
 /// (when its folder exists) an `error` measurement.
-fn config_error(args: &InitArgs, message: &str) -> i32 {
+fn config_error(args: &InitArgs, message: &str) -> Verdict {
     error!(
         step = "config",
-        exit_code = EXIT_ERROR,
+        exit_code = Verdict::Error.exit_code(),
         "{message}; do not start the workload"
     );
     let context = RunContext {
         pod: Pod::from_env(),
-        node: None,
+        gpu: None,
         measurement_log: None,
         termination_log: termination_log(args.termination_log.as_deref())
             .ok()
@@ -184,17 +180,20 @@ fn config_error(args: &InitArgs, message: &str) -> i32 {
     let measurement = PathBuf::from(args.measurement.as_deref().unwrap_or(DEFAULT_MEASUREMENT));
     if measurement.parent().is_some_and(Path::is_dir) {
         let shown = PathBuf::from(args.source.as_deref().unwrap_or("(no MODELGATE_SOURCE)"));
-        let doc = Measurement::failed(&shown, "error", message.to_string())
-            .with_context(context.pod.as_ref(), None);
-        verify_cmd::write_measurement(&measurement, &doc.to_bytes(), Some(&context));
+        let doc = Measurement::failed(&shown, Verdict::Error, message.to_string());
+        let record = MeasurementFile {
+            path: measurement,
+            context: Some(Arc::new(context)),
+        };
+        let _ = record.write(doc);
     } else if let Some(file) = &context.termination_log {
-        let text = log::cut(
+        let text = crate::measure::log::cut(
             format!("modelgate: error: {message}\n"),
-            log::MAX_TERMINATION_BYTES,
+            crate::measure::log::MAX_TERMINATION_BYTES,
         );
         let _ = std::fs::write(file, text);
     }
-    EXIT_ERROR
+    Verdict::Error
 }
 
 /// Every `MODELGATE_*` variable `init` reads.
@@ -274,18 +273,6 @@ fn duration(var: &str, value: &str) -> Result<Duration, ConfigError> {
     Ok(Duration::from_secs(seconds))
 }
 
-/// A file setting: it must name a readable file.
-fn file(var: &str, value: &str) -> Result<PathBuf, ConfigError> {
-    let path = PathBuf::from(value);
-    match std::fs::metadata(&path) {
-        Ok(m) if m.is_file() => Ok(path),
-        Ok(_) => Err(ConfigError(format!("{var}={value}: not a file"))),
-        Err(e) => Err(ConfigError(format!(
-            "{var}={value}: {e}; mount it (a ConfigMap or Secret) or fix the path"
-        ))),
-    }
-}
-
 /// A setting naming a file to write: its folder must exist.
 fn writable_in_folder(var: &str, value: &str) -> Result<PathBuf, ConfigError> {
     let path = PathBuf::from(value);
@@ -314,7 +301,7 @@ fn termination_log(value: Option<&str>) -> Result<Option<PathBuf>, ConfigError> 
 }
 
 /// Checks every setting and builds the plan; nothing is fetched or written.
-fn configure(args: &InitArgs) -> Result<Plan, ConfigError> {
+fn configure(args: &InitArgs, workers: usize) -> Result<Plan, ConfigError> {
     let known = known_variables();
     let mut unknown: Vec<String> = std::env::vars_os()
         .filter_map(|(k, _)| k.into_string().ok())
@@ -364,7 +351,7 @@ fn configure(args: &InitArgs) -> Result<Plan, ConfigError> {
         let target = PathBuf::from(args.target.as_deref().unwrap_or(DEFAULT_TARGET));
         Source::Oci {
             reference: source.to_string(),
-            target,
+            to: Some(target),
         }
     } else {
         let path = PathBuf::from(source);
@@ -387,67 +374,10 @@ fn configure(args: &InitArgs) -> Result<Plan, ConfigError> {
                 t.display()
             )));
         }
-        Source::Folder { path, target }
-    };
-    // Trust: exactly one kind.
-    let identity =
-        args.certificate_identity.is_some() || args.certificate_identity_regexp.is_some();
-    let issuer =
-        args.certificate_oidc_issuer.is_some() || args.certificate_oidc_issuer_regexp.is_some();
-    let kinds: Vec<&str> = [
-        ("MODELGATE_POLICY", args.policy.is_some()),
-        ("MODELGATE_KEY", !args.key.is_empty()),
-        (
-            "MODELGATE_CERTIFICATE_CHAIN",
-            !args.certificate_chain.is_empty(),
-        ),
-        ("MODELGATE_CERTIFICATE_IDENTITY", identity),
-    ]
-    .iter()
-    .filter(|(_, set)| *set)
-    .map(|(name, _)| *name)
-    .collect();
-    match kinds.as_slice() {
-        [] => {
-            return Err(ConfigError(
-                "no trust is configured: set MODELGATE_POLICY (who may sign which model), or MODELGATE_KEY, MODELGATE_CERTIFICATE_CHAIN, or MODELGATE_CERTIFICATE_IDENTITY with MODELGATE_CERTIFICATE_OIDC_ISSUER".into(),
-            ));
+        match target {
+            Some(to) => Source::Copy { from: path, to },
+            None => Source::InPlace(path),
         }
-        [_] => {}
-        [a, b, ..] => {
-            return Err(ConfigError(format!(
-                "{a} and {b} are both set: they are different ways to say who may sign; set one (a policy names its own keys and identities)"
-            )));
-        }
-    }
-    if identity != issuer {
-        return Err(ConfigError(if identity {
-            "MODELGATE_CERTIFICATE_IDENTITY is set without MODELGATE_CERTIFICATE_OIDC_ISSUER: keyless trust needs both".into()
-        } else {
-            "MODELGATE_CERTIFICATE_OIDC_ISSUER is set without MODELGATE_CERTIFICATE_IDENTITY: keyless trust needs both".into()
-        }));
-    }
-    if args.trusted_root.is_some() && (args.policy.is_some() || !args.certificate_chain.is_empty())
-    {
-        return Err(ConfigError(format!(
-            "MODELGATE_TRUSTED_ROOT is set with {}: a policy names its roots itself, and a certificate chain has no Sigstore root",
-            kinds[0]
-        )));
-    }
-    let allow_legacy = boolean(
-        "MODELGATE_ALLOW_LEGACY_FORMAT",
-        args.allow_legacy_format.as_deref(),
-    )?;
-    if allow_legacy && args.policy.is_some() {
-        return Err(ConfigError(
-            "MODELGATE_ALLOW_LEGACY_FORMAT is set with MODELGATE_POLICY: the policy rule's allowLegacyFormat decides".into(),
-        ));
-    }
-    let files = |var: &str, values: &[String]| -> Result<Vec<PathBuf>, ConfigError> {
-        values.iter().map(|v| file(var, v)).collect()
-    };
-    let one = |var: &str, value: &Option<String>| -> Result<Option<PathBuf>, ConfigError> {
-        value.as_deref().map(|v| file(var, v)).transpose()
     };
     let deadline = args
         .timeout
@@ -457,7 +387,7 @@ fn configure(args: &InitArgs) -> Result<Plan, ConfigError> {
     let concurrency = match args.concurrency.as_deref() {
         None => 4,
         Some(v) => v
-            .parse::<u64>()
+            .parse::<usize>()
             .ok()
             .filter(|n| (1..=64).contains(n))
             .ok_or_else(|| {
@@ -466,6 +396,42 @@ fn configure(args: &InitArgs) -> Result<Plan, ConfigError> {
                 ))
             })?,
     };
+    let spec = gate::Spec {
+        policy: args.policy.as_ref().map(PathBuf::from),
+        keys: paths(&args.key),
+        certificate_chain: paths(&args.certificate_chain),
+        allow_expired_certificate: false,
+        certificate_identity: args.certificate_identity.clone(),
+        certificate_identity_regexp: args.certificate_identity_regexp.clone(),
+        certificate_oidc_issuer: args.certificate_oidc_issuer.clone(),
+        certificate_oidc_issuer_regexp: args.certificate_oidc_issuer_regexp.clone(),
+        trusted_root: args.trusted_root.as_ref().map(PathBuf::from),
+        allow_legacy_format: boolean(
+            "MODELGATE_ALLOW_LEGACY_FORMAT",
+            args.allow_legacy_format.as_deref(),
+        )?,
+        signatures: paths(&args.signature),
+        model_name: args.model_name.clone(),
+        ignore_paths: args.ignore_paths.clone(),
+        ignore_unsigned_files: boolean(
+            "MODELGATE_IGNORE_UNSIGNED_FILES",
+            args.ignore_unsigned_files.as_deref(),
+        )?,
+        registry: crate::oci::RegistryOptions {
+            ca_files: paths(&args.ca_file),
+            insecure: args.insecure_registry.clone(),
+            allowed: args.allowed_registry.clone(),
+            registry_config: args.registry_config.as_ref().map(PathBuf::from),
+            platform: args.platform.clone(),
+            subpath: args.subpath.clone(),
+        },
+        concurrency,
+        // The deadline covers the whole run (see `watch`).
+        registry_timeout: None,
+        workers,
+    };
+    // Every trust file must parse now, not after a download.
+    let settings = Settings::build(spec, Naming::Variables)?;
     let measurement = writable_in_folder(
         "MODELGATE_MEASUREMENT",
         args.measurement.as_deref().unwrap_or(DEFAULT_MEASUREMENT),
@@ -485,62 +451,31 @@ fn configure(args: &InitArgs) -> Result<Plan, ConfigError> {
     let gpu = crate::node::gpu_facts(&host_root);
     let context = RunContext {
         pod: Pod::from_env(),
-        node: Some(serde_json::json!({ "gpu": gpu })),
+        gpu: Some(gpu.clone()),
         measurement_log,
         termination_log: termination_log(args.termination_log.as_deref())?,
     };
-    let checks = CheckArgs {
-        signature: files("MODELGATE_SIGNATURE", &args.signature)?,
-        policy: one("MODELGATE_POLICY", &args.policy)?,
-        model_name: args.model_name.clone(),
-        key: files("MODELGATE_KEY", &args.key)?,
-        certificate_chain: files("MODELGATE_CERTIFICATE_CHAIN", &args.certificate_chain)?,
-        allow_expired_certificate: false,
-        keyless: KeylessArgs {
-            certificate_identity: args.certificate_identity.clone(),
-            certificate_identity_regexp: args.certificate_identity_regexp.clone(),
-            certificate_oidc_issuer: args.certificate_oidc_issuer.clone(),
-            certificate_oidc_issuer_regexp: args.certificate_oidc_issuer_regexp.clone(),
-            trusted_root: one("MODELGATE_TRUSTED_ROOT", &args.trusted_root)?,
-        },
-        ignore_paths: args.ignore_paths.clone(),
-        ignore_unsigned_files: boolean(
-            "MODELGATE_IGNORE_UNSIGNED_FILES",
-            args.ignore_unsigned_files.as_deref(),
-        )?,
-        allow_legacy_format: allow_legacy,
-        measurement: Some(measurement),
-        context: Some(Arc::new(context)),
-    };
-    // The trust files must parse now, not after a download.
-    let policy = verify_cmd::load_policy(&checks).map_err(|e| {
-        let var = kinds[0];
-        ConfigError(format!("{var}: {e}"))
-    })?;
-    let registry = RegistryArgs {
-        ca_file: files("MODELGATE_CA_FILE", &args.ca_file)?,
-        insecure_registry: args.insecure_registry.clone(),
-        allowed_registry: args.allowed_registry.clone(),
-        registry_config: one("MODELGATE_REGISTRY_CONFIG", &args.registry_config)?,
-        platform: args.platform.clone(),
-        subpath: args.subpath.clone(),
-        // The deadline covers the whole run (see `watch`).
-        timeout: None,
-        concurrency,
-    };
     Ok(Plan {
         source,
-        checks,
-        registry,
+        gpu_requirement: settings.policy.gpu.clone(),
+        settings,
+        record: MeasurementFile {
+            path: measurement,
+            context: Some(Arc::new(context)),
+        },
         deadline,
         gpu,
-        gpu_requirement: policy.gpu,
     })
+}
+
+/// A comma-separated list of paths, as the variables give them.
+fn paths(values: &[String]) -> Vec<PathBuf> {
+    values.iter().map(PathBuf::from).collect()
 }
 
 /// SIGTERM and SIGINT, blocked in this thread (and so in every thread it
 /// starts) to be taken by the watcher alone.
-fn block_termination_signals() -> Option<nix::sys::signal::SigSet> {
+pub(super) fn block_termination_signals() -> Option<nix::sys::signal::SigSet> {
     use nix::sys::signal::{SigSet, Signal};
     let mut set = SigSet::empty();
     set.add(Signal::SIGTERM);
@@ -548,43 +483,35 @@ fn block_termination_signals() -> Option<nix::sys::signal::SigSet> {
     set.thread_block().ok().map(|()| set)
 }
 
-/// Starts the deadline and the signal watcher. Either ends the run: exit 2,
-/// every temporary folder removed, nothing placed, an `error` measurement,
-/// log entry and termination message, unless the model was already placed.
-fn watch(plan: &Plan, signals: Option<nix::sys::signal::SigSet>) {
-    let measurement = plan.checks.measurement.clone();
-    let context = plan.checks.context.clone();
-    let shown = match &plan.source {
-        Source::Oci { target, .. } => target.clone(),
-        Source::Folder { path, target } => target.clone().unwrap_or_else(|| path.clone()),
+/// Starts the deadline and the signal watcher. Either cancels the run and
+/// owns the rest of it: exit 2, every temporary folder removed, nothing
+/// placed, an `error` measurement, log entry and termination message,
+/// unless the model was already placed.
+fn watch(plan: &Plan, cancel: &Cancel, signals: Option<nix::sys::signal::SigSet>) {
+    let record = plan.record.clone();
+    let (shown, target) = match &plan.source {
+        Source::Oci { to, .. } => (to.clone().unwrap_or_default(), to.clone()),
+        Source::InPlace(path) => (path.clone(), None),
+        Source::Copy { to, .. } => (to.clone(), Some(to.clone())),
     };
-    let target = match &plan.source {
-        Source::Oci { target, .. } => Some(target.clone()),
-        Source::Folder { target, .. } => target.clone(),
-    };
+    let cancel = cancel.clone();
     let end = Arc::new(move |why: String| {
-        let Some(removed) = abort::abort() else {
+        let Some(cancelled) = cancel.cancel() else {
             return; // the model is in place; the run ends as verified
         };
         error!(
-            exit_code = EXIT_ERROR,
+            exit_code = Verdict::Error.exit_code(),
             "{why}; nothing was placed; do not start the workload"
         );
-        if let Some(path) = &measurement {
-            let doc = Measurement::failed(&shown, "error", why.clone()).with_context(
-                context.as_ref().and_then(|c| c.pod.as_ref()),
-                context.as_ref().and_then(|c| c.node.as_ref()),
-            );
-            verify_cmd::write_measurement(path, &doc.to_bytes(), context.as_deref());
-        }
+        let _ = record.write(Measurement::failed(&shown, Verdict::Error, why.clone()));
         // Once more: a worker still running may have re-created a folder.
-        for path in &removed {
+        for path in &cancelled.removed {
             let _ = std::fs::remove_dir_all(path);
         }
         if let Some(t) = &target {
-            let _ = std::fs::remove_file(t.join(".modelgate-incomplete"));
+            let _ = std::fs::remove_file(t.join(gate::INCOMPLETE));
         }
-        std::process::exit(EXIT_ERROR);
+        std::process::exit(Verdict::Error.exit_code());
     });
     if let Some(limit) = plan.deadline {
         let end = Arc::clone(&end);
@@ -604,5 +531,110 @@ fn watch(plan: &Plan, signals: Option<nix::sys::signal::SigSet>) {
                 ));
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_boolean_is_one_of_six_spellings_and_anything_else_names_the_variable() {
+        for (text, want) in [
+            ("true", true),
+            ("TRUE", true),
+            ("1", true),
+            ("yes", true),
+            ("false", false),
+            ("0", false),
+            ("No", false),
+        ] {
+            assert_eq!(boolean("MODELGATE_X", Some(text)).unwrap(), want, "{text}");
+        }
+        assert!(!boolean("MODELGATE_X", None).unwrap());
+        let ConfigError(message) = boolean("MODELGATE_X", Some("on")).unwrap_err();
+        assert_eq!(
+            message,
+            "MODELGATE_X=\"on\" is not a boolean; use true or false"
+        );
+    }
+
+    #[test]
+    fn a_duration_takes_seconds_or_a_unit_and_refuses_zero_and_garbage() {
+        for (text, seconds) in [
+            ("600", 600),
+            ("90s", 90),
+            ("10m", 600),
+            ("1h", 3600),
+            (" 5 ", 5),
+        ] {
+            assert_eq!(
+                duration("MODELGATE_TIMEOUT", text).unwrap(),
+                Duration::from_secs(seconds),
+                "{text}"
+            );
+        }
+        let ConfigError(zero) = duration("MODELGATE_TIMEOUT", "0").unwrap_err();
+        assert_eq!(
+            zero,
+            "MODELGATE_TIMEOUT=\"0\": the deadline must be positive"
+        );
+        for bad in ["", "ten", "10d", "-5", "1.5m", "m"] {
+            let ConfigError(message) = duration("MODELGATE_TIMEOUT", bad).unwrap_err();
+            assert!(
+                message.contains("is not a duration; write seconds (600) or 90s, 10m, 1h"),
+                "{bad}: {message}"
+            );
+        }
+        // No overflow on an absurd value: it saturates.
+        assert!(duration("MODELGATE_TIMEOUT", "99999999999999999h").is_ok());
+    }
+
+    #[test]
+    fn a_typo_of_a_variable_gets_the_closest_known_name_and_a_stranger_none() {
+        let known = known_variables();
+        assert_eq!(
+            closest("MODELGATE_SOURSE", &known),
+            Some("MODELGATE_SOURCE")
+        );
+        assert_eq!(
+            closest("MODELGATE_TIMOUT", &known),
+            Some("MODELGATE_TIMEOUT")
+        );
+        assert_eq!(closest("MODELGATE_SOMETHING_ELSE", &known), None);
+        for name in [
+            "MODELGATE_SOURCE",
+            "MODELGATE_POLICY",
+            "MODELGATE_LOG",
+            "MODELGATE_JOBS",
+        ] {
+            assert!(known.iter().any(|k| k == name), "{name}");
+        }
+    }
+
+    #[test]
+    fn a_file_to_write_needs_its_folder_and_the_termination_log_defaults_only_when_present() {
+        let dir = tempfile::tempdir().unwrap();
+        let inside = dir.path().join("m.json");
+        assert_eq!(
+            writable_in_folder("MODELGATE_MEASUREMENT", inside.to_str().unwrap()).unwrap(),
+            inside
+        );
+        let missing = dir.path().join("absent/m.json");
+        let ConfigError(message) =
+            writable_in_folder("MODELGATE_MEASUREMENT", missing.to_str().unwrap()).unwrap_err();
+        assert!(
+            message.contains(
+                "does not exist; mount a volume there (an emptyDir) or set MODELGATE_MEASUREMENT"
+            ),
+            "{message}"
+        );
+        let set = termination_log(Some(inside.to_str().unwrap())).unwrap();
+        assert_eq!(set, Some(inside));
+        let default = termination_log(None).unwrap();
+        assert_eq!(
+            default.is_some(),
+            Path::new(DEFAULT_TERMINATION_LOG).exists()
+        );
     }
 }

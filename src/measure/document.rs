@@ -16,10 +16,11 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::model::Method;
+use crate::node::GpuFacts;
 use crate::oms::manifest::{Format, Manifest};
 use crate::verify::tlog::LogEvidence;
 use crate::verify::{
-    AcceptedSignature, Evidence, Problem, Rejection, SignatureFile, Signer, Verified,
+    AcceptedSignature, Evidence, Problem, Rejection, SignatureFile, Signer, Verdict, Verified,
 };
 
 /// Version of the measurement document's schema.
@@ -33,7 +34,7 @@ pub struct Measurement<'a> {
     tool: Tool,
     time: String,
     /// `verified`, `rejected`, `error`, or `unverified-allowed` (warn mode).
-    verdict: &'static str,
+    verdict: Verdict,
     #[serde(skip_serializing_if = "Option::is_none")]
     policy: Option<PolicyOut<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -51,7 +52,13 @@ pub struct Measurement<'a> {
     pod: Option<&'a Pod>,
     /// Facts about the node (the GPU driver pathway), under `modelgate init`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    node: Option<&'a serde_json::Value>,
+    node: Option<NodeOut<'a>>,
+}
+
+/// The node facts of a measurement.
+#[derive(Serialize)]
+struct NodeOut<'a> {
+    gpu: &'a GpuFacts,
 }
 
 /// The pod, as the downward API gives it (`POD_NAME`, `POD_NAMESPACE`,
@@ -157,7 +164,7 @@ struct SignatureOut<'a> {
 impl<'a> From<&'a SignatureFile> for SignatureOut<'a> {
     fn from(s: &'a SignatureFile) -> Self {
         Self {
-            path: s.path.display().to_string(),
+            path: s.origin.to_string(),
             sha256: &s.sha256,
         }
     }
@@ -178,12 +185,10 @@ pub struct SourceOut<'a> {
     pub signatures_found: &'a [FoundOut],
 }
 
-/// A signature found in the registry: the file it was kept in for
-/// verification (as in `signatures[]`), where it was, and how it was found.
+/// A signature found in the registry: where it was, and how it was found
+/// (`signatures[].path` names it the same way, with the way in brackets).
 #[derive(Clone, Debug, Serialize)]
 pub struct FoundOut {
-    /// The temporary file, as `signatures[].path` names it.
-    pub file: String,
     /// `oci://registry/repository@sha256:<the signature's manifest>`.
     pub reference: String,
     /// `referrers` or `cosign-tag`.
@@ -203,6 +208,55 @@ pub struct PolicyOut<'a> {
     /// The rule accepts pre-1.0 signatures (shown only when it does).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub allow_legacy_format: bool,
+}
+
+/// What the log and the termination message keep of a measurement.
+#[derive(Clone, Debug)]
+pub struct Summary {
+    /// When (RFC 3339).
+    pub time: String,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// The model as shown (its path, or the destination of a pull).
+    pub model_path: String,
+    /// The signed model name, once a signature verified.
+    pub model_name: Option<String>,
+    /// `sha256:<hex>`, once a signature verified.
+    pub root_digest: Option<String>,
+    /// The reference and the manifest digest, for a registry model.
+    pub source: Option<(String, String)>,
+    /// The policy's name and the rule that decided.
+    pub policy: Option<(String, String)>,
+    /// Who signed, under which authority.
+    pub signers: Vec<SignerSummary>,
+    /// The pod, under `init`.
+    pub pod: Option<Pod>,
+    /// The node's GPU driver version, under `init`.
+    pub gpu_driver: Option<String>,
+    /// Every reason of a rejection or error, as its message.
+    pub reasons: Vec<String>,
+}
+
+/// A signer, in one line.
+#[derive(Clone, Debug)]
+pub struct SignerSummary {
+    /// The policy authority that vouched.
+    pub authority: String,
+    /// The Sigstore identity, the certificate subject, or the key fingerprint.
+    pub identity: String,
+}
+
+impl SignerOut<'_> {
+    /// Who signed, in one string: the Sigstore identity, the certificate
+    /// subject, or the key fingerprint.
+    fn identity(&self) -> String {
+        self.sigstore
+            .as_ref()
+            .map(|s| s.identity.to_string())
+            .or_else(|| self.certificate.as_ref().map(|c| c.subject.to_string()))
+            .or_else(|| self.key_fingerprint.clone())
+            .unwrap_or_else(|| "?".into())
+    }
 }
 
 #[derive(Serialize)]
@@ -283,7 +337,7 @@ struct AnchorOut<'a> {
 
 impl<'a> From<&'a AcceptedSignature> for SignerOut<'a> {
     fn from(accepted: &'a AcceptedSignature) -> Self {
-        let signature = accepted.path.display().to_string();
+        let signature = accepted.origin.to_string();
         let authority = accepted.authority.as_str();
         match &accepted.signer {
             Signer::Key {
@@ -384,7 +438,7 @@ impl<'a> From<&'a Problem> for Reason<'a> {
 }
 
 impl<'a> Measurement<'a> {
-    fn base(model: &Path, verdict: &'static str) -> Self {
+    fn base(model: &Path, verdict: Verdict) -> Self {
         Self {
             schema_version: SCHEMA,
             tool: Tool {
@@ -419,7 +473,7 @@ impl<'a> Measurement<'a> {
 
     /// The measurement of a successful verification.
     pub fn verified(model: &Path, v: &'a Verified) -> Self {
-        let mut doc = Self::base(model, "verified");
+        let mut doc = Self::base(model, Verdict::Verified);
         doc.describe_model(&v.manifest);
         doc.signatures = v.signatures.iter().map(Into::into).collect();
         doc.signers = v.signers.iter().map(Into::into).collect();
@@ -431,12 +485,7 @@ impl<'a> Measurement<'a> {
 
     /// The measurement of a rejected verification, with every reason.
     pub fn rejected(model: &Path, r: &'a Rejection) -> Self {
-        let verdict = if r.exit_code() == 2 {
-            "error"
-        } else {
-            "rejected"
-        };
-        let mut doc = Self::base(model, verdict);
+        let mut doc = Self::base(model, r.verdict());
         let e: &Evidence = &r.evidence;
         if let Some(m) = &e.manifest {
             doc.describe_model(m);
@@ -457,21 +506,51 @@ impl<'a> Measurement<'a> {
     /// The measurement of a run that ended before verification with
     /// `verdict` (`error`, or `rejected` when the registry served wrong
     /// content).
-    pub fn failed(model: &Path, verdict: &'static str, message: String) -> Self {
+    pub fn failed(model: &Path, verdict: Verdict, message: String) -> Self {
         let mut doc = Self::error(model, message);
         doc.verdict = verdict;
         doc
     }
 
     /// Records the pod and the node facts (`modelgate init`).
-    pub fn with_context(
-        mut self,
-        pod: Option<&'a Pod>,
-        node: Option<&'a serde_json::Value>,
-    ) -> Self {
+    pub fn with_context(mut self, pod: Option<&'a Pod>, gpu: Option<&'a GpuFacts>) -> Self {
         self.pod = pod;
-        self.node = node;
+        self.node = gpu.map(|gpu| NodeOut { gpu });
         self
+    }
+
+    /// What the measurement log and the termination message say of this
+    /// document, taken from the typed document (never parsed back).
+    pub fn summary(&self) -> Summary {
+        Summary {
+            time: self.time.clone(),
+            verdict: self.verdict,
+            model_path: self.model.path.clone(),
+            model_name: self.model.name.map(str::to_string),
+            root_digest: self.model.root_digest.clone(),
+            source: self
+                .source
+                .as_ref()
+                .map(|s| (s.reference.to_string(), s.digest.to_string())),
+            policy: self
+                .policy
+                .as_ref()
+                .map(|p| (p.name.to_string(), p.rule.to_string())),
+            signers: self
+                .signers
+                .iter()
+                .map(|s| SignerSummary {
+                    authority: s.authority.to_string(),
+                    identity: s.identity(),
+                })
+                .collect(),
+            pod: self.pod.cloned(),
+            gpu_driver: self
+                .node
+                .as_ref()
+                .and_then(|n| n.gpu.driver_version.clone()),
+            reasons: self.reasons.iter().map(|r| r.message.clone()).collect(),
+        }
     }
 
     /// The document's JSON bytes, as [`Self::write`] writes them.
@@ -491,14 +570,14 @@ impl<'a> Measurement<'a> {
 
     /// Marks a failed verification that warn mode let through.
     pub fn allowed_by_warn_mode(mut self) -> Self {
-        self.verdict = "unverified-allowed";
+        self.verdict = Verdict::AllowedUnverified;
         self
     }
 
     /// The measurement of a run that failed before any evidence existed
     /// (an unusable key, bad arguments).
     pub fn error(model: &Path, message: String) -> Self {
-        let mut doc = Self::base(model, "error");
+        let mut doc = Self::base(model, Verdict::Error);
         doc.reasons = vec![Reason {
             kind: "error",
             message,

@@ -15,6 +15,8 @@ use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 
 use serde_json::{Map, Value, json};
+
+use super::Summary;
 use sha2::{Digest as _, Sha256};
 
 /// The most a log may hold (a line per pod start: years of restarts).
@@ -82,44 +84,33 @@ fn next_chain(previous: &[u8; 32], entry_digest: &[u8; 32]) -> [u8; 32] {
 
 /// The log entry for a measurement document: what was decided, about what,
 /// where, and the SHA-256 of the whole document, so the log commits to it.
-pub fn entry_for(measurement: &Value, measurement_bytes: &[u8]) -> Value {
-    let pick = |path: &[&str]| {
-        let mut v = measurement;
-        for key in path {
-            v = v.get(key).unwrap_or(&Value::Null);
-        }
-        v.clone()
-    };
+pub fn entry_for(measurement: &Summary, measurement_bytes: &[u8]) -> Value {
     let signers: Vec<Value> = measurement
-        .get("signers")
-        .and_then(Value::as_array)
-        .map(|all| {
-            all.iter()
-                .map(|s| {
-                    json!({
-                        "authority": s.get("authority").cloned().unwrap_or(Value::Null),
-                        "identity": signer_identity(s),
-                    })
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+        .signers
+        .iter()
+        .map(|s| json!({"authority": s.authority, "identity": s.identity}))
+        .collect();
+    let (reference, digest) = match &measurement.source {
+        Some((r, d)) => (json!(r), json!(d)),
+        None => (Value::Null, Value::Null),
+    };
+    let (policy, rule) = match &measurement.policy {
+        Some((p, r)) => (json!(p), json!(r)),
+        None => (Value::Null, Value::Null),
+    };
     json!({
-        "time": pick(&["time"]),
-        "verdict": pick(&["verdict"]),
+        "time": measurement.time,
+        "verdict": measurement.verdict.as_str(),
         "model": {
-            "path": pick(&["model", "path"]),
-            "name": pick(&["model", "name"]),
-            "rootDigest": pick(&["model", "rootDigest"]),
+            "path": measurement.model_path,
+            "name": measurement.model_name,
+            "rootDigest": measurement.root_digest,
         },
-        "source": {
-            "reference": pick(&["source", "reference"]),
-            "digest": pick(&["source", "digest"]),
-        },
-        "policy": {"name": pick(&["policy", "name"]), "rule": pick(&["policy", "rule"])},
+        "source": {"reference": reference, "digest": digest},
+        "policy": {"name": policy, "rule": rule},
         "signers": signers,
-        "pod": pick(&["pod"]),
-        "gpuDriver": pick(&["node", "gpu", "driverVersion"]),
+        "pod": measurement.pod,
+        "gpuDriver": measurement.gpu_driver,
         "measurementSha256": hex::encode(Sha256::digest(measurement_bytes)),
     })
 }
@@ -256,17 +247,6 @@ pub fn check(text: &str) -> Result<LogSummary, String> {
     })
 }
 
-/// Who a signer of the measurement is, in one string: the Sigstore
-/// identity, the certificate subject, or the key fingerprint.
-fn signer_identity(signer: &Value) -> String {
-    let at = |a: &str, b: &str| signer.get(a).and_then(|v| v.get(b)).and_then(Value::as_str);
-    at("sigstore", "identity")
-        .or_else(|| at("certificate", "subject"))
-        .or_else(|| signer.get("keyFingerprint").and_then(Value::as_str))
-        .unwrap_or("?")
-        .to_string()
-}
-
 fn hex_32(text: &str) -> Option<[u8; 32]> {
     hex::decode(text).ok()?.try_into().ok()
 }
@@ -275,45 +255,30 @@ fn hex_32(text: &str) -> Option<[u8; 32]> {
 /// model, its root digest and signers; on a rejection the reasons (drifted
 /// files by name); on an error the reason. At most 4096 bytes, cut on a
 /// character boundary.
-pub fn termination_message(measurement: &Value) -> String {
-    let s = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or("").to_string();
-    let verdict = s(measurement.get("verdict"));
-    let model = measurement.get("model");
-    let name = s(model.and_then(|m| m.get("name")));
-    let path = s(model.and_then(|m| m.get("path")));
-    let root = s(model.and_then(|m| m.get("rootDigest")));
-    let source = measurement.get("source");
-    let mut out = format!("modelgate: {verdict}");
-    out.push_str(&format!(
-        ": {}",
-        if name.is_empty() { &path } else { &name }
-    ));
-    if !root.is_empty() {
+pub fn termination_message(measurement: &Summary) -> String {
+    let mut out = format!("modelgate: {}", measurement.verdict);
+    let name = measurement
+        .model_name
+        .as_deref()
+        .filter(|n| !n.is_empty())
+        .unwrap_or(&measurement.model_path);
+    out.push_str(&format!(": {name}"));
+    if let Some(root) = &measurement.root_digest {
         out.push_str(&format!(" (root {root})"));
     }
-    if let Some(src) = source {
-        out.push_str(&format!(
-            "\nsource: {} ({})",
-            s(src.get("reference")),
-            s(src.get("digest"))
-        ));
+    if let Some((reference, digest)) = &measurement.source {
+        out.push_str(&format!("\nsource: {reference} ({digest})"));
     }
     let signers: Vec<String> = measurement
-        .get("signers")
-        .and_then(Value::as_array)
-        .map(|all| {
-            all.iter()
-                .map(|x| format!("{} [{}]", signer_identity(x), s(x.get("authority"))))
-                .collect()
-        })
-        .unwrap_or_default();
+        .signers
+        .iter()
+        .map(|s| format!("{} [{}]", s.identity, s.authority))
+        .collect();
     if !signers.is_empty() {
         out.push_str(&format!("\nsigned by: {}", signers.join("; ")));
     }
-    if let Some(reasons) = measurement.get("reasons").and_then(Value::as_array) {
-        for r in reasons {
-            out.push_str(&format!("\n- {}", s(r.get("message"))));
-        }
+    for reason in &measurement.reasons {
+        out.push_str(&format!("\n- {reason}"));
     }
     out.push('\n');
     cut(out, MAX_TERMINATION_BYTES)
@@ -336,6 +301,7 @@ pub fn cut(text: String, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::verify::Verdict;
 
     #[test]
     fn a_log_over_its_size_limit_is_refused() {
@@ -417,18 +383,39 @@ mod tests {
 
     #[test]
     fn a_termination_message_is_cut_on_a_character_boundary() {
-        let reasons: Vec<Value> = (0..500)
-            .map(|i| json!({"message": format!("fichier-é{i}.bin: modified")}))
-            .collect();
-        let doc =
-            json!({"verdict": "rejected", "model": {"path": "/mnt/models"}, "reasons": reasons});
+        let summary = |verdict| Summary {
+            time: String::new(),
+            verdict,
+            model_path: String::new(),
+            model_name: None,
+            root_digest: None,
+            source: None,
+            policy: None,
+            signers: Vec::new(),
+            pod: None,
+            gpu_driver: None,
+            reasons: Vec::new(),
+        };
+        let doc = Summary {
+            model_path: "/mnt/models".into(),
+            reasons: (0..500)
+                .map(|i| format!("fichier-é{i}.bin: modified"))
+                .collect(),
+            ..summary(Verdict::Rejected)
+        };
         let msg = termination_message(&doc);
         assert!(msg.len() <= MAX_TERMINATION_BYTES, "{}", msg.len());
         assert!(msg.starts_with("modelgate: rejected: /mnt/models\n- fichier-é0.bin: modified"));
         assert!(msg.ends_with("(cut; the measurement has everything)\n"));
-        let short = termination_message(
-            &json!({"verdict": "verified", "model": {"name": "m", "rootDigest": "sha256:ab"}, "signers": [{"sigstore": {"identity": "ci@example.com"}, "authority": "release"}]}),
-        );
+        let short = termination_message(&Summary {
+            model_name: Some("m".into()),
+            root_digest: Some("sha256:ab".into()),
+            signers: vec![super::super::SignerSummary {
+                authority: "release".into(),
+                identity: "ci@example.com".into(),
+            }],
+            ..summary(Verdict::Verified)
+        });
         assert_eq!(
             short,
             "modelgate: verified: m (root sha256:ab)\nsigned by: ci@example.com [release]\n"

@@ -4,7 +4,9 @@
 mod document;
 pub mod log;
 
-pub use document::{FoundOut, Measurement, Pod, PolicyOut, SCHEMA, SourceOut};
+pub use document::{
+    FoundOut, Measurement, Pod, PolicyOut, SCHEMA, SignerSummary, SourceOut, Summary,
+};
 
 /// What `modelgate init` adds to every measurement it writes: the pod and
 /// the node facts, the hash-chained log to append to, and the termination
@@ -13,8 +15,8 @@ pub use document::{FoundOut, Measurement, Pod, PolicyOut, SCHEMA, SourceOut};
 pub struct RunContext {
     /// The pod, from the downward API.
     pub pod: Option<Pod>,
-    /// Node facts (`{"gpu": ...}`).
-    pub node: Option<serde_json::Value>,
+    /// The node's GPU pathway.
+    pub gpu: Option<crate::node::GpuFacts>,
     /// The measurement log to append an entry to.
     pub measurement_log: Option<std::path::PathBuf>,
     /// The termination-message file.

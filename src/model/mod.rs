@@ -2,12 +2,14 @@
 //! leaving it, cutting it into resources (files or shards), and hashing them
 //! on all cores. Nothing here knows about signatures or trust.
 
+mod digest;
 pub mod dir;
 pub mod hashing;
 mod mapped;
 pub mod paths;
 pub mod resources;
 
+pub use digest::Digest;
 pub use dir::{Entry, EntryKind, FsError, ModelRoot};
 pub use hashing::HashAlgorithm;
 pub use paths::{IgnoreRules, SINGLE_FILE_NAME};

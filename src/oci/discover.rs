@@ -12,6 +12,7 @@ use serde::Deserialize;
 use super::registry::{OciError, Registry};
 use crate::io::MAX_SIGNATURE_BYTES;
 use crate::oms::bundle::BUNDLE_MEDIA_TYPE_V03;
+use crate::verify::Via;
 
 /// Bundle media types a signature layer may carry.
 const BUNDLE_TYPES: [&str; 2] = [
@@ -29,8 +30,8 @@ pub const MAX_CANDIDATES: usize = 16;
 pub struct Discovered {
     /// Where: `oci://registry/repository@sha256:<manifest of the signature>`.
     pub origin: String,
-    /// How it was found: `referrers` or `cosign-tag`.
-    pub via: &'static str,
+    /// How it was found.
+    pub via: Via,
     /// The bundle's bytes (digest-checked).
     pub bundle: Vec<u8>,
 }
@@ -70,7 +71,7 @@ pub async fn signatures(registry: &Registry, subject: &str) -> Result<Vec<Discov
             break;
         }
         let at = registry.reference.pinned(&entry.digest);
-        found.extend(bundles_of(registry, &at, "referrers").await?);
+        found.extend(bundles_of(registry, &at, Via::Referrers).await?);
     }
     for suffix in ["sig", "att"] {
         let tag = format!("{}.{suffix}", subject.replace(':', "-"));
@@ -88,7 +89,7 @@ pub async fn signatures(registry: &Registry, subject: &str) -> Result<Vec<Discov
         };
         let digest = super::push::sha256(&bytes);
         let pinned = registry.reference.pinned(&digest);
-        found.extend(bundles_in(registry, &pinned, &bytes, "cosign-tag").await?);
+        found.extend(bundles_in(registry, &pinned, &bytes, Via::CosignTag).await?);
     }
     found.truncate(MAX_CANDIDATES);
     Ok(found)
@@ -98,7 +99,7 @@ pub async fn signatures(registry: &Registry, subject: &str) -> Result<Vec<Discov
 async fn bundles_of(
     registry: &Registry,
     at: &super::reference::ModelRef,
-    via: &'static str,
+    via: Via,
 ) -> Result<Vec<Discovered>, OciError> {
     let (bytes, _) = registry
         .client
@@ -124,7 +125,7 @@ async fn bundles_in(
     registry: &Registry,
     at: &super::reference::ModelRef,
     manifest: &[u8],
-    via: &'static str,
+    via: Via,
 ) -> Result<Vec<Discovered>, OciError> {
     let Ok(doc) = serde_json::from_slice::<Manifest>(manifest) else {
         return Ok(Vec::new());

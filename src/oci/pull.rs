@@ -327,8 +327,8 @@ async fn stream_into(
     while let Some(chunk) = stream.next().await {
         let chunk = match chunk {
             Ok(c) => c,
-            Err(e) if e.to_string().contains("Invalid digest") => {
-                let (_, got) = super::registry::expected_and_got(&e.to_string());
+            Err(e) if digest_mismatch(&e).is_some() => {
+                let got = digest_mismatch(&e).unwrap_or_default();
                 return Err(Failure::Final(mismatch(path, blob, &got)));
             }
             Err(e) => {
@@ -359,6 +359,19 @@ async fn stream_into(
         ))));
     }
     Ok(())
+}
+
+/// The digest oci-client computed, when the stream ended because it did
+/// not match the descriptor: oci-client wraps its typed `DigestError` in the
+/// stream's `std::io::Error`, so this looks inside rather than at the text.
+fn digest_mismatch(e: &std::io::Error) -> Option<String> {
+    match e
+        .get_ref()?
+        .downcast_ref::<oci_client::errors::DigestError>()?
+    {
+        oci_client::errors::DigestError::VerificationError { actual, .. } => Some(actual.clone()),
+        _ => None,
+    }
 }
 
 /// Connection-level failures are worth a retry; answers from the registry

@@ -51,11 +51,12 @@ pub enum OciError {
 }
 
 impl OciError {
-    /// 1 when the registry served wrong content; 2 when it could not be used.
-    pub fn exit_code(&self) -> i32 {
+    /// [`Verdict::Rejected`] when the registry served wrong content;
+    /// [`Verdict::Error`] when it could not be used.
+    pub fn verdict(&self) -> crate::verify::Verdict {
         match self {
-            Self::Content(_) => 1,
-            _ => 2,
+            Self::Content(_) => crate::verify::Verdict::Rejected,
+            _ => crate::verify::Verdict::Error,
         }
     }
 }
@@ -279,8 +280,13 @@ impl Registry {
     /// the HTTP status when there is one.
     pub(super) fn registry_error(&self, doing: &str, e: &OciDistributionError) -> OciError {
         let reference = &self.reference;
-        if let OciDistributionError::DigestError(digest_error) = e {
-            let (expected, got) = expected_and_got(&digest_error.to_string());
+        if let OciDistributionError::DigestError(
+            oci_client::errors::DigestError::VerificationError {
+                expected,
+                actual: got,
+            },
+        ) = e
+        {
             return OciError::Content(format!(
                 "cannot {doing} {reference}: the registry served content with digest {got}, not the {expected} it was asked for; the registry or the network altered it"
             ));
@@ -454,25 +460,6 @@ fn pem_certificates(data: &[u8]) -> Vec<Certificate> {
         rest = &rest[start + len + END.len()..];
     }
     out
-}
-
-/// The two digests of oci-client's "Invalid digest. Expected X, got Y".
-pub(super) fn expected_and_got(message: &str) -> (String, String) {
-    let after = |key: &str| {
-        message
-            .split(key)
-            .nth(1)
-            .map(|rest| {
-                rest.trim()
-                    .trim_end_matches(|c: char| !c.is_ascii_hexdigit())
-                    .split([',', ' '])
-                    .next()
-                    .unwrap_or_default()
-                    .to_string()
-            })
-            .unwrap_or_else(|| "?".into())
-    };
-    (after("Expected"), after("got"))
 }
 
 /// A transport error in words, with its cause chain (DNS, refused, TLS),

@@ -12,12 +12,15 @@ pub mod authenticate;
 mod compare;
 pub use compare::{BlobResources, KnownDigests};
 mod problem;
+mod signature;
 pub mod tlog;
+mod verdict;
+pub use signature::{Origin, Signature, Via};
+pub use verdict::Verdict;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::io::{MAX_SIGNATURE_BYTES, read_bounded};
 use crate::model::{self, IgnoreRules, ModelRoot, hashing};
 use crate::oms::bundle::{self, Bundle};
 use crate::oms::legacy;
@@ -31,8 +34,8 @@ pub use problem::{Problem, Rejection};
 pub struct Request<'a> {
     /// The model folder or file.
     pub model: &'a Path,
-    /// The signature (Sigstore bundle) files; several for a k-of-n rule.
-    pub signatures: &'a [PathBuf],
+    /// The signatures (Sigstore bundles); several for a k-of-n rule.
+    pub signatures: &'a [Signature],
     /// The policy rule that applies to this model.
     pub rule: &'a Rule,
     /// More root-relative paths to exclude, besides the signed ones.
@@ -51,11 +54,11 @@ pub struct Request<'a> {
     pub blob_resources: &'a BlobResources,
 }
 
-/// A signature file and the hash of its bytes.
+/// A signature that was read, and the hash of its bytes.
 #[derive(Clone, Debug)]
 pub struct SignatureFile {
-    /// Where it was read from.
-    pub path: PathBuf,
+    /// Where it came from.
+    pub origin: Origin,
     /// Hex SHA-256 of its bytes.
     pub sha256: String,
 }
@@ -63,8 +66,8 @@ pub struct SignatureFile {
 /// A signature that verified, by whom, under which authority of the rule.
 #[derive(Clone, Debug)]
 pub struct AcceptedSignature {
-    /// The signature file.
-    pub path: PathBuf,
+    /// Where the signature came from.
+    pub origin: Origin,
     /// Who signed.
     pub signer: Signer,
     /// The rule's authority that vouched for the signer.
@@ -157,7 +160,7 @@ pub struct AnnouncedFile {
 /// other hashes) is left to [`verify`] after the download, which checks
 /// everything again. In a rule's warn mode nothing is decided early.
 pub fn before_download(
-    signatures: &[PathBuf],
+    signatures: &[Signature],
     rule: &Rule,
     files: &[AnnouncedFile],
     complete: bool,
@@ -218,7 +221,7 @@ struct Signed {
 /// Authenticates every signature against the rule; the first that verifies
 /// sets the manifest, and the others count only if they sign the same one.
 /// No signature verifying at all is a rejection.
-fn authenticate_all(signatures: &[PathBuf], rule: &Rule) -> Result<Signed, Rejection> {
+fn authenticate_all(signatures: &[Signature], rule: &Rule) -> Result<Signed, Rejection> {
     let mut evidence = Evidence {
         rule: rule.name.clone(),
         ..Evidence::default()
@@ -226,11 +229,11 @@ fn authenticate_all(signatures: &[PathBuf], rule: &Rule) -> Result<Signed, Rejec
     let many = signatures.len() > 1;
     let mut accepted: Vec<(AcceptedSignature, Manifest)> = Vec::new();
     let mut bad_signatures: Vec<Problem> = Vec::new();
-    for path in signatures {
-        match check_signature(path, rule, &mut evidence) {
+    for signature in signatures {
+        match check_signature(signature, rule, &mut evidence) {
             Ok(found) => accepted.push(found),
             Err(Problem::Signature(why)) if many => {
-                bad_signatures.push(Problem::Signature(format!("{}: {why}", path.display())));
+                bad_signatures.push(Problem::Signature(format!("{}: {why}", signature.origin)));
             }
             Err(p) => bad_signatures.push(p),
         }
@@ -244,15 +247,15 @@ fn authenticate_all(signatures: &[PathBuf], rule: &Rule) -> Result<Signed, Rejec
             evidence: Box::new(evidence),
         });
     };
-    let first_path = first.path.display().to_string();
+    let first_origin = first.origin.to_string();
     evidence.signers.push(first);
     for (signature, m) in accepted {
         if m.root_digest == manifest.root_digest {
             evidence.signers.push(signature);
         } else {
             bad_signatures.push(Problem::Signature(format!(
-                "{}: signs other model content (root sha256:{}) than {first_path} (root sha256:{})",
-                signature.path.display(),
+                "{}: signs other model content (root sha256:{}) than {first_origin} (root sha256:{})",
+                signature.origin,
                 hex::encode(m.root_digest),
                 hex::encode(manifest.root_digest)
             )));
@@ -314,6 +317,7 @@ fn check_model(
     ignores.extend(
         req.signatures
             .iter()
+            .filter_map(Signature::file)
             .filter_map(|s| model::paths::relative_inside(req.model, s)),
     );
     let rules = IgnoreRules::new(&ignores);
@@ -350,15 +354,17 @@ fn check_model(
 /// (the first that accepts it vouches for it), and only then parses the
 /// manifest from the exact signed bytes.
 fn check_signature(
-    path: &Path,
+    signature: &Signature,
     rule: &Rule,
     evidence: &mut Evidence,
 ) -> Result<(AcceptedSignature, Manifest), Problem> {
-    let bytes = read_bounded("signature", path, MAX_SIGNATURE_BYTES)
+    let bytes = signature
+        .bytes
+        .as_deref()
         .map_err(|e| Problem::CouldNotCheck(e.to_string()))?;
     evidence.signatures.push(SignatureFile {
-        path: path.to_path_buf(),
-        sha256: hex::encode(hashing::sha256(&bytes)),
+        origin: signature.origin.clone(),
+        sha256: hex::encode(hashing::sha256(bytes)),
     });
     // Large buffers (file bytes, bundle, PAE) are dropped as soon as they are
     // used: a 10,000-file signature is a few MB in each form.
@@ -373,7 +379,7 @@ fn check_signature(
         let allow_legacy = rule.allow_legacy_format;
         match authenticate(
             &authority.trust,
-            &bytes,
+            bytes,
             &bundle,
             &signed,
             &pae,
@@ -386,7 +392,7 @@ fn check_signature(
             Err(why) => refusals.push((authority.name.as_str(), why)),
         }
     }
-    drop((bytes, bundle, pae));
+    drop((bundle, pae));
     let (found, authority) = vouched.ok_or_else(|| {
         Problem::Signature(match refusals.as_slice() {
             [(_, why)] => why.clone(),
@@ -419,7 +425,7 @@ fn check_signature(
     .map_err(|e| Problem::Signature(e.to_string()))?;
     Ok((
         AcceptedSignature {
-            path: path.to_path_buf(),
+            origin: signature.origin.clone(),
             signer: found.signer,
             authority,
             legacy_encoding: found.legacy_encoding,

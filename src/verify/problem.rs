@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::Evidence;
+use super::{Evidence, Verdict};
 
 /// One reason a model is not accepted.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -228,13 +228,14 @@ impl Rejection {
         }
     }
 
-    /// 1 when the model or signature was checked and found wrong; 2 when it
-    /// could not be checked at all. Both mean: do not start.
-    pub fn exit_code(&self) -> i32 {
+    /// [`Verdict::Rejected`] when the model or signature was checked and
+    /// found wrong; [`Verdict::Error`] when it could not be checked at all.
+    /// Both mean: do not start.
+    pub fn verdict(&self) -> Verdict {
         if self.problems.iter().all(Problem::is_could_not_check) {
-            2
+            Verdict::Error
         } else {
-            1
+            Verdict::Rejected
         }
     }
 }
@@ -242,7 +243,7 @@ impl Rejection {
 impl Rejection {
     /// One line: the verdict and how many problems back it.
     pub fn summary(&self) -> String {
-        let verdict = if self.exit_code() == 2 {
+        let verdict = if self.verdict() == Verdict::Error {
             "could not be verified"
         } else {
             "was rejected"
