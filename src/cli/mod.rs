@@ -21,7 +21,7 @@ use crate::logging;
 use crate::model::hashing::{self, HashAlgorithm};
 use crate::oci;
 use crate::policy::Policy;
-use crate::read_bounded;
+use crate::io::read_bounded;
 use crate::verify::Verdict;
 pub use args::*;
 

@@ -14,7 +14,7 @@ use crate::oci::{self, Deadline, ModelRef, RegistryOptions};
 use crate::oms::manifest::Manifest;
 use crate::oms::sign::{self, HashOptions};
 use crate::trust::{Certificate, PrivateKey};
-use crate::write_atomic;
+use crate::io::write_atomic;
 
 /// How a model is hashed.
 #[derive(Clone, Debug)]
