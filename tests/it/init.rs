@@ -5,15 +5,13 @@
 //! termination-message file. Each run asserts the exit code, the target's
 //! state, the measurement, the log entry and the termination message.
 
-mod common;
-
 use std::fs;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::registry::*;
-use common::*;
+use crate::common::registry::*;
+use crate::common::*;
 use serde_json::Value;
 
 /// A pod's volumes, laid out as kubelet mounts them.

@@ -4,13 +4,11 @@
 //! by modelgate in one pass. Every failure ends non-zero with a precise
 //! message and nothing at the destination, and no temporary folder left.
 
-mod common;
-
 use std::ffi::OsString;
 use std::path::Path;
 
-use common::registry::*;
-use common::*;
+use crate::common::registry::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 #[test]
@@ -334,7 +332,7 @@ fn unreachable_registries_deadlines_and_the_allow_list_fail_closed() {
         modelgate(args)
     };
     // Nothing listens on the port.
-    let port = common::registry::free_port();
+    let port = crate::common::registry::free_port();
     let host = format!("127.0.0.1:{port}");
     let dest = out.path().join("unreachable");
     base(

@@ -10,8 +10,6 @@
 //! hashed is the signed byte, exit 0) or rejected (exit 1, the file named),
 //! within a time bound; never a hang, never exit 0 on other bytes.
 
-mod common;
-
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt as _;
 use std::os::unix::fs::symlink;
@@ -21,7 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// A signed model of `files` (plus `count` filler files, so that a walk
 /// takes long enough to race), its signature and key.
@@ -316,7 +314,7 @@ impl LyingFs {
         let (source, mnt) = (dir.path().join("source"), dir.path().join("model"));
         std::fs::create_dir(&source).unwrap();
         std::fs::create_dir(&mnt).unwrap();
-        for (name, path) in common::registry::tiny_files() {
+        for (name, path) in crate::common::registry::tiny_files() {
             std::fs::copy(path, source.join(name)).unwrap();
         }
         let child = Command::new(venv().join("bin/python"))

@@ -193,11 +193,6 @@ impl Registry {
             .collect()
     }
 
-    /// Everything the token server wrote to stdout and stderr.
-    pub fn token_server_output(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("token-server.out")).unwrap_or_default()
-    }
-
     /// A bearer token for `scope` (e.g. `repository:models/tiny:pull,push`)
     /// from the token server, with the right credentials (token mode).
     pub fn bearer_token(&self, scope: &str) -> String {

@@ -7,15 +7,13 @@
 //!
 //! Trees are small (up to 8 files, 3 levels, 64 KiB each) so that every
 //! case runs the real binary; a failing case is shrunk and printed by
-//! proptest, and its seed is kept in tests/properties.proptest-regressions.
-
-mod common;
+//! proptest, and its seed is kept in tests/it/properties.proptest-regressions.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 
@@ -183,9 +181,12 @@ fn keys() -> &'static Keys {
 }
 
 /// One registry for every case of the push/pull property.
-fn registry() -> &'static common::registry::Registry {
-    static REGISTRY: std::sync::OnceLock<common::registry::Registry> = std::sync::OnceLock::new();
-    REGISTRY.get_or_init(|| common::registry::Registry::start(common::registry::Mode::Plain))
+fn registry() -> &'static crate::common::registry::Registry {
+    static REGISTRY: std::sync::OnceLock<crate::common::registry::Registry> =
+        std::sync::OnceLock::new();
+    REGISTRY.get_or_init(|| {
+        crate::common::registry::Registry::start(crate::common::registry::Mode::Plain)
+    })
 }
 
 /// Every file under `root`, by relative path (the model as a user sees it).

@@ -1,6 +1,5 @@
 //! Helpers shared by the integration tests: run the binary as a user would,
 //! run the reference implementation, make keys and model folders.
-#![allow(dead_code)] // each test binary uses its own subset
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
