@@ -16,8 +16,11 @@
 #   4. every fuzz target runs $MODELGATE_FUZZ_SECONDS (default 45) from its
 #      seeds, two at a time (scripts/fuzz.sh; fuzz runs are bounded in time,
 #      so sharing the cores costs executions, not minutes);
-#   5. the whole cargo test suite (tests/it/image.rs finds the static binary
-#      built).
+#   5. the whole cargo test suite (the unit tests and the one integration
+#      test binary, tests/it; tests/it/image.rs finds the static binary
+#      built), under scripts/no-leftovers.sh: the run fails if any process
+#      it started (a registry, a proxy, a FUSE mount...) is still running
+#      after it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -76,6 +79,6 @@ if ((static_status)); then cat "$static_log" >&2; echo "scripts/build-static.sh 
 rm -f "$static_log"
 if ((fuzz_status)); then echo "a fuzz target found a failure (see above)" >&2; exit 1; fi
 
-section "cargo test"
-cargo test --locked
+section "cargo test (then: no process of the suite left running)"
+./scripts/no-leftovers.sh cargo test --locked
 section "done"

@@ -424,16 +424,16 @@ fn the_registry_going_away_mid_pull_leaves_nothing() {
     let dest = out.path().join("model");
     let mut args = pull_args(reg.reference("models/big:v1"), &dest);
     args[4] = sig.into();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_modelgate"))
-        .args(args)
-        .args(["--insecure-registry", &reg.host])
-        .env("MODELGATE_LOG_FORMAT", "text")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = Process::spawn(
+        std::process::Command::new(env!("CARGO_BIN_EXE_modelgate"))
+            .args(args)
+            .args(["--insecure-registry", &reg.host])
+            .env("MODELGATE_LOG_FORMAT", "text")
+            .stderr(std::process::Stdio::piped()),
+    );
     let partial = wait_for_staged_bytes(out.path(), "big.bin");
     reg.stop();
-    let output = child.wait_with_output().unwrap();
+    let output = child.wait_with_output();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         partial < size,
