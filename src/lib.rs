@@ -8,11 +8,11 @@
 //!
 //! | layer | modules |
 //! |---|---|
-//! | entry points | [`cli`] |
+//! | entry points | [`cli`], [`error`] |
 //! | verification, registries, records | [`verify`], [`oci`], [`measure`] |
 //! | the format, trust, policy | [`oms`], [`trust`], [`policy`] |
-//! | the model on disk | [`model`] |
-//! | support | [`error`], [`io`], [`logging`] |
+//! | the model on disk | [`model`], [`node`] |
+//! | support | [`io`], [`logging`] |
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
