@@ -32,7 +32,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The same build whether scripts/test.sh or tests/image.rs (under cargo
+# The same build whether scripts/test.sh or tests/it/image.rs (under cargo
 # test, which adds CARGO_* variables for the test) starts it: cargo's
 # variables are dropped, so the second start finds the first's build fresh.
 # CARGO_HOME, CARGO_TARGET_DIR and CARGO_BUILD_JOBS are settings, kept.

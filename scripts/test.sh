@@ -3,7 +3,7 @@
 #   - Debian packages when missing: python3 venv support, openssl, and for the
 #     registry tests docker-registry (CNCF distribution), apache2-utils
 #     (htpasswd) and skopeo, and libfuse2 for the FUSE file system of
-#     tests/attacks.rs;
+#     tests/it/attacks.rs;
 #   - a Python venv at .venv with the reference implementation (model-signing).
 # Then, in this order (timings on the 2-core CI machine in README "## Tests"):
 #   1. rustfmt check;
@@ -12,12 +12,15 @@
 #      but in the build the tests run, so the dependencies are compiled once
 #      and not once more in check mode (that saved about 4 minutes of CI);
 #   3. the static musl release binary (scripts/build-static.sh, for
-#      tests/image.rs) builds in the background while
+#      tests/it/image.rs) builds in the background while
 #   4. every fuzz target runs $MODELGATE_FUZZ_SECONDS (default 45) from its
 #      seeds, two at a time (scripts/fuzz.sh; fuzz runs are bounded in time,
 #      so sharing the cores costs executions, not minutes);
-#   5. the whole cargo test suite (tests/image.rs finds the static binary
-#      built).
+#   5. the whole cargo test suite (the unit tests and the one integration
+#      test binary, tests/it; tests/it/image.rs finds the static binary
+#      built), under scripts/no-leftovers.sh: the run fails if any process
+#      it started (a registry, a proxy, a FUSE mount...) is still running
+#      after it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,9 +38,9 @@ apt_install() {
 }
 apt_install openssl ca-certificates docker-registry apache2-utils skopeo zstd libfuse2
 python3 -m venv --help >/dev/null 2>&1 || apt_install python3-venv
-# kubectl (for `kubectl kustomize` in tests/deploy.rs) comes with this
+# kubectl (for `kubectl kustomize` in tests/it/deploy.rs) comes with this
 # machine image; Debian does not package it.
-command -v kubectl >/dev/null || { echo "kubectl is not installed: tests/deploy.rs needs it (kubectl kustomize)" >&2; exit 1; }
+command -v kubectl >/dev/null || { echo "kubectl is not installed: tests/it/deploy.rs needs it (kubectl kustomize)" >&2; exit 1; }
 
 stamp="$venv/.requirements.sha256"
 want=$(sha256sum tests/requirements.txt | cut -d' ' -f1)
@@ -76,6 +79,6 @@ if ((static_status)); then cat "$static_log" >&2; echo "scripts/build-static.sh 
 rm -f "$static_log"
 if ((fuzz_status)); then echo "a fuzz target found a failure (see above)" >&2; exit 1; fi
 
-section "cargo test"
-cargo test --locked
+section "cargo test (then: no process of the suite left running)"
+./scripts/no-leftovers.sh cargo test --locked
 section "done"

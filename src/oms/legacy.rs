@@ -25,23 +25,13 @@ use super::manifest::{
 };
 use crate::model::{HashAlgorithm, Method, ResourceKey, Serialization};
 
-/// The predicate type model_signing 0.2 wrote for a manifest of files.
-pub const LEGACY_PREDICATE_TYPE: &str = "https://model_signing/Digests/v0.1";
-
-/// Other pre-1.0 predicate types: no verifier reads them, the reference
-/// neither.
-pub const UNREADABLE_PREDICATE_TYPES: [&str; 4] = [
-    "https://model_signing/Digest/v0.1",
-    "https://model_signing/DigestOfDigests/v0.1",
-    "https://model_signing/ShardDigests/v0.1",
-    "https://model_signing/DigestOfShardDigests/v0.1",
-];
+// The pre-1.0 predicate types and the advice, defined in `manifest` (whose
+// v1.0 reader refuses them) so that the imports go one way, legacy ->
+// manifest; here too, where the format is read.
+pub use super::manifest::{LEGACY_PREDICATE_TYPE, RE_SIGN_ADVICE, UNREADABLE_PREDICATE_TYPES};
 
 /// The model name the reference gives a legacy manifest, which has none.
 pub const LEGACY_MODEL_NAME: &str = "compat-undefined-not-present";
-
-/// What to do with a model signed in the pre-1.0 format.
-pub const RE_SIGN_ADVICE: &str = "re-sign the model with a current signer (model_signing 1.x, or modelgate attest); during a migration window, --allow-legacy-format (allowLegacyFormat: true in a policy rule) accepts it";
 
 #[derive(Deserialize)]
 struct StatementIn<'a> {

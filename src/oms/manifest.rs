@@ -30,6 +30,26 @@ pub const DEFAULT_SHARD_SIZE: u64 = 1_000_000_000;
 /// Paths at the model root that signers ignore by default.
 pub const DEFAULT_IGNORES: [&str; 4] = [".git", ".github", ".gitattributes", ".gitignore"];
 
+// The pre-1.0 predicate types are defined here, not in `legacy`, which reads
+// that format: the v1.0 reader must recognise them to refuse them with the
+// right advice, and `legacy` builds on this module's types, so the imports
+// between the two go one way (legacy -> manifest). `legacy` re-exports them.
+
+/// The predicate type model_signing 0.2 wrote for a manifest of files.
+pub const LEGACY_PREDICATE_TYPE: &str = "https://model_signing/Digests/v0.1";
+
+/// Other pre-1.0 predicate types: no verifier reads them, the reference
+/// neither.
+pub const UNREADABLE_PREDICATE_TYPES: [&str; 4] = [
+    "https://model_signing/Digest/v0.1",
+    "https://model_signing/DigestOfDigests/v0.1",
+    "https://model_signing/ShardDigests/v0.1",
+    "https://model_signing/DigestOfShardDigests/v0.1",
+];
+
+/// What to do with a model signed in the pre-1.0 format.
+pub const RE_SIGN_ADVICE: &str = "re-sign the model with a current signer (model_signing 1.x, or modelgate attest); during a migration window, --allow-legacy-format (allowLegacyFormat: true in a policy rule) accepts it";
+
 /// The `serialization` section as the format writes it.
 fn serialization_to_json(ser: &Serialization) -> Value {
     let mut map = serde_json::Map::new();
@@ -205,7 +225,7 @@ impl Format {
     pub fn predicate_type(self) -> &'static str {
         match self {
             Self::V1 => PREDICATE_TYPE,
-            Self::Legacy => super::legacy::LEGACY_PREDICATE_TYPE,
+            Self::Legacy => LEGACY_PREDICATE_TYPE,
         }
     }
 }
@@ -233,7 +253,7 @@ pub enum ManifestError {
     /// on request.
     #[error(
         "the signature is in the pre-1.0 format that model_signing 0.2 wrote (predicate {predicate}); nothing was altered, but that format is not accepted by default: {}",
-        super::legacy::RE_SIGN_ADVICE
+        RE_SIGN_ADVICE
     )]
     LegacyFormat {
         /// The predicate type found.
@@ -278,12 +298,12 @@ impl Manifest {
         let doc: StatementIn<'_> = serde_json::from_slice(payload)?;
         let invalid = ManifestError::Invalid;
         check_type(&doc.kind)?;
-        if doc.predicate_type == super::legacy::LEGACY_PREDICATE_TYPE {
+        if doc.predicate_type == LEGACY_PREDICATE_TYPE {
             return Err(ManifestError::LegacyFormat {
                 predicate: doc.predicate_type.into_owned(),
             });
         }
-        if super::legacy::UNREADABLE_PREDICATE_TYPES.contains(&doc.predicate_type.as_ref()) {
+        if UNREADABLE_PREDICATE_TYPES.contains(&doc.predicate_type.as_ref()) {
             return Err(invalid(format!(
                 "predicateType is {:?}, a pre-1.0 format that no verifier reads (the reference neither); re-sign the model with a current signer",
                 doc.predicate_type

@@ -255,3 +255,215 @@ impl Rejection {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rejection(problems: Vec<Problem>) -> Rejection {
+        Rejection {
+            problems,
+            evidence: Box::default(),
+        }
+    }
+
+    fn unreadable() -> Problem {
+        Problem::CouldNotCheck("weights.bin: permission denied".into())
+    }
+
+    fn modified() -> Problem {
+        Problem::Modified {
+            path: "weights.bin".into(),
+            expected: "aa".into(),
+            actual: "bb".into(),
+        }
+    }
+
+    /// One of each kind.
+    fn every_kind() -> Vec<Problem> {
+        vec![
+            Problem::Signature("bad".into()),
+            Problem::EmptyManifest,
+            modified(),
+            Problem::SizeChanged {
+                path: "s".into(),
+                expected: 1,
+                actual: 2,
+            },
+            Problem::LayerDiffers {
+                path: "l".into(),
+                expected: "aa".into(),
+                layer: "cc".into(),
+            },
+            Problem::Missing {
+                path: "m".into(),
+                expected: "aa".into(),
+            },
+            Problem::Extra { path: "e".into() },
+            Problem::Symlink { path: "y".into() },
+            Problem::NotRegular {
+                path: "f".into(),
+                what: "is a FIFO".into(),
+            },
+            unreadable(),
+            Problem::Threshold {
+                rule: "r".into(),
+                required: 2,
+                verified: vec![],
+            },
+            Problem::PinnedDigest {
+                expected: "aa".into(),
+                actual: "bb".into(),
+            },
+            Problem::NotCovered {
+                pattern: "*.bin".into(),
+            },
+            Problem::Policy("no rule".into()),
+        ]
+    }
+
+    #[test]
+    fn a_model_that_could_not_be_checked_at_all_exits_2() {
+        let r = rejection(vec![unreadable()]);
+        assert_eq!(r.exit_code(), 2);
+        assert_eq!(r.summary(), "model could not be verified: 1 problem");
+        let r = rejection(vec![unreadable(), unreadable()]);
+        assert_eq!(r.exit_code(), 2);
+        assert_eq!(r.summary(), "model could not be verified: 2 problems");
+    }
+
+    #[test]
+    fn anything_found_wrong_exits_1_even_beside_what_could_not_be_checked() {
+        for problem in every_kind() {
+            if problem.is_could_not_check() {
+                continue;
+            }
+            let kind = problem.kind();
+            let r = rejection(vec![unreadable(), problem]);
+            assert_eq!(r.exit_code(), 1, "{kind}");
+            assert_eq!(r.summary(), "model was rejected: 2 problems", "{kind}");
+        }
+        let r = Rejection::new(modified(), Evidence::default());
+        assert_eq!(r.exit_code(), 1);
+        assert_eq!(r.summary(), "model was rejected: 1 problem");
+    }
+
+    #[test]
+    fn only_an_unreadable_input_counts_as_could_not_check() {
+        let could_not: Vec<&str> = every_kind()
+            .iter()
+            .filter(|p| p.is_could_not_check())
+            .map(Problem::kind)
+            .collect();
+        assert_eq!(could_not, ["unreadable"]);
+    }
+
+    #[test]
+    fn every_kind_has_its_own_name_for_logs_and_measurements() {
+        let kinds: Vec<&str> = every_kind().iter().map(Problem::kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                "signature",
+                "empty-manifest",
+                "modified",
+                "size-changed",
+                "layer-differs",
+                "missing",
+                "extra",
+                "symlink",
+                "not-regular",
+                "unreadable",
+                "threshold",
+                "pinned-digest",
+                "not-covered",
+                "policy",
+            ]
+        );
+    }
+
+    #[test]
+    fn problems_about_a_file_name_it_and_the_others_name_none() {
+        let problems = every_kind();
+        let with_path: Vec<(&str, &str)> = problems
+            .iter()
+            .filter_map(|p| Some((p.kind(), p.path()?)))
+            .collect();
+        assert_eq!(
+            with_path,
+            [
+                ("modified", "weights.bin"),
+                ("size-changed", "s"),
+                ("layer-differs", "l"),
+                ("missing", "m"),
+                ("extra", "e"),
+                ("symlink", "y"),
+                ("not-regular", "f"),
+            ]
+        );
+    }
+
+    #[test]
+    fn each_message_names_what_is_wrong_and_what_to_do() {
+        let text = |p: Problem| p.to_string();
+        assert_eq!(
+            text(Problem::Threshold {
+                rule: "release".into(),
+                required: 2,
+                verified: vec![],
+            }),
+            "rule release needs signatures from 2 distinct authorities, 0 verified; add the missing signatures"
+        );
+        assert_eq!(
+            text(Problem::Threshold {
+                rule: "release".into(),
+                required: 3,
+                verified: vec!["key-a".into(), "key-b".into()],
+            }),
+            "rule release needs signatures from 3 distinct authorities, 2 verified (key-a, key-b); add the missing signatures"
+        );
+        let layer = text(Problem::LayerDiffers {
+            path: "model.bin".into(),
+            expected: "aa".into(),
+            layer: "cc".into(),
+        });
+        assert!(
+            layer.starts_with(
+                "model.bin: the registry's manifest gives its blob digest sha256:cc, but the file is signed with sha256:aa; rejected from the manifest, before any download"
+            ),
+            "{layer}"
+        );
+        assert_eq!(
+            text(Problem::PinnedDigest {
+                expected: "aa".into(),
+                actual: "bb".into(),
+            }),
+            "the signed root digest is sha256:bb, but the policy pins sha256:aa; this is not the model the policy names"
+        );
+        assert_eq!(
+            text(Problem::NotCovered {
+                pattern: "*.bin".into()
+            }),
+            "the policy requires the signature to cover \"*.bin\", and no signed file matches it; sign the model with those files"
+        );
+        assert_eq!(
+            text(Problem::NotRegular {
+                path: "pipe".into(),
+                what: "is a FIFO".into(),
+            }),
+            "pipe: is a FIFO; only regular files can be part of a model"
+        );
+        assert_eq!(
+            text(unreadable()),
+            "could not check: weights.bin: permission denied"
+        );
+        assert_eq!(
+            text(Problem::Signature("not by a trusted key".into())),
+            "signature rejected: not by a trusted key"
+        );
+        assert_eq!(
+            text(Problem::Policy("no rule matches".into())),
+            "no rule matches"
+        );
+    }
+}

@@ -118,3 +118,189 @@ pub fn check_log_key_validity(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trust::sigstore::{PRODUCTION_TRUSTED_ROOT, trusted_root};
+
+    /// The Rekor v1 log that holds the conformance bundle's entry.
+    const LOG_KEY_ID: &str = "wNI9atQGlz+VWfO6LRygH4QUfY/8W4RFwiT5i5WRgB0=";
+    /// When that entry was integrated.
+    const INTEGRATED: &str = "2025-12-18T17:04:39Z";
+
+    /// A file of the Sigstore conformance sample in fixtures/.
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/sigstore-conformance")
+            .join(name);
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    /// The conformance case of a key-signed bundle (a message signature over
+    /// `a.txt`) with one Rekor v1 entry, made against the production
+    /// instance, as cosign uploads key-signed bundles.
+    fn bundle() -> serde_json::Value {
+        serde_json::from_slice(&fixture("managed-key-happy-path/bundle.sigstore.json")).unwrap()
+    }
+
+    fn key() -> PublicKey {
+        let pem = fixture("managed-key-happy-path/key.pub");
+        PublicKey::from_pem(std::str::from_utf8(&pem).unwrap()).unwrap()
+    }
+
+    /// The digest the bundle signs: `a.txt`'s SHA-256, hex.
+    fn subject() -> String {
+        hex::encode(crate::model::hashing::sha256(&fixture("a.txt")))
+    }
+
+    fn production() -> TrustedRoot {
+        trusted_root(None).unwrap()
+    }
+
+    fn evidence_with(
+        root: &TrustedRoot,
+        bundle: &serde_json::Value,
+    ) -> Result<LogEvidence, String> {
+        verify_key_evidence(
+            root,
+            &serde_json::to_vec(bundle).unwrap(),
+            &key(),
+            &subject(),
+        )
+    }
+
+    /// The production root with `change` applied to the log that holds the
+    /// entry.
+    fn root_with_log(change: impl Fn(&mut serde_json::Value)) -> TrustedRoot {
+        let mut root: serde_json::Value = serde_json::from_str(PRODUCTION_TRUSTED_ROOT).unwrap();
+        let logs = root["tlogs"].as_array_mut().unwrap();
+        let log = logs
+            .iter_mut()
+            .find(|log| log["logId"]["keyId"] == LOG_KEY_ID)
+            .unwrap();
+        change(log);
+        trusted_root(Some(&root.to_string())).unwrap()
+    }
+
+    /// What sigstore-verify establishes for the bundle against the
+    /// production root, for `check_log_key_validity` against another root.
+    fn verified() -> (sigstore_types::Bundle, VerificationResult) {
+        let bundle = sigstore_types::Bundle::from_json(&bundle().to_string()).unwrap();
+        let der = sigstore_types::DerPublicKey::from_pem(&key().to_pem()).unwrap();
+        let result = Verifier::new(&production())
+            .unwrap()
+            .verify(
+                Sha256Hash::from_hex(&subject()).unwrap(),
+                &bundle,
+                &PublicKeyVerificationPolicy::new(der),
+            )
+            .unwrap();
+        (bundle, result)
+    }
+
+    #[test]
+    fn a_logged_key_signature_yields_the_entry_and_its_verified_times() {
+        let evidence = evidence_with(&production(), &bundle()).unwrap();
+        assert_eq!(evidence.log_index, Some(771_488_337));
+        assert_eq!(evidence.integrated_time.as_deref(), Some(INTEGRATED));
+        assert!(
+            !evidence.verified_timestamps.is_empty()
+                && evidence.verified_timestamps.iter().all(|t| t == INTEGRATED),
+            "{:?}",
+            evidence.verified_timestamps
+        );
+    }
+
+    #[test]
+    fn the_entry_must_be_for_this_payload_and_this_key() {
+        // Another artifact: the entry is not for it.
+        let other = hex::encode(crate::model::hashing::sha256(b"not a.txt"));
+        let bundle = serde_json::to_vec(&bundle()).unwrap();
+        let err = verify_key_evidence(&production(), &bundle, &key(), &other).unwrap_err();
+        assert!(
+            err.starts_with("transparency-log verification failed"),
+            "{err}"
+        );
+        // Another key: the signature and the entry are not by it.
+        let other_key = PublicKey::from_pem(
+            &std::fs::read_to_string(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("fixtures/keys/test-signer.pub.pem"),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let err = verify_key_evidence(&production(), &bundle, &other_key, &subject()).unwrap_err();
+        assert!(
+            err.starts_with("transparency-log verification failed"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_bundle_without_log_entries_is_refused_with_what_to_do() {
+        let mut bundle = bundle();
+        bundle["verificationMaterial"]["tlogEntries"] = serde_json::json!([]);
+        assert_eq!(
+            evidence_with(&production(), &bundle).unwrap_err(),
+            NO_ENTRIES
+        );
+        assert!(NO_ENTRIES.contains("without --trusted-root"));
+    }
+
+    #[test]
+    fn what_is_not_a_bundle_is_refused_before_any_check() {
+        let key = key();
+        let err = verify_key_evidence(&production(), b"\xff\xfe{}", &key, &subject()).unwrap_err();
+        assert_eq!(err, "the bundle is not UTF-8 JSON");
+        let err = verify_key_evidence(&production(), b"{\"mediaType\": 1}", &key, &subject())
+            .unwrap_err();
+        assert!(err.starts_with("not a valid Sigstore bundle: "), "{err}");
+    }
+
+    #[test]
+    fn the_entry_must_be_from_a_log_the_root_trusts() {
+        let (bundle, result) = verified();
+        // The production root with that log's key id changed: it no longer
+        // names the log of the entry.
+        let root = root_with_log(|log| log["logId"]["keyId"] = "b3RoZXIgbG9n".into());
+        let err = check_log_key_validity(&root, &bundle, &result).unwrap_err();
+        assert_eq!(
+            err,
+            format!("the log entry is from log {LOG_KEY_ID}, which the trusted root does not name")
+        );
+    }
+
+    #[test]
+    fn the_log_key_must_be_valid_when_the_entry_was_made() {
+        let (bundle, result) = verified();
+        // Valid since 2021 with no end (production as shipped): accepted.
+        check_log_key_validity(&production(), &bundle, &result).unwrap();
+        // Valid until a given end after the entry: accepted.
+        let root = root_with_log(|log| {
+            log["publicKey"]["validFor"]["end"] = "2026-06-01T00:00:00Z".into();
+        });
+        check_log_key_validity(&root, &bundle, &result).unwrap();
+        // In service only after the entry was made.
+        let root = root_with_log(|log| {
+            log["publicKey"]["validFor"]["start"] = "2026-01-01T00:00:00Z".into();
+        });
+        let err = check_log_key_validity(&root, &bundle, &result).unwrap_err();
+        assert!(
+            err.starts_with(&format!(
+                "the log entry was made at {INTEGRATED}, outside the validity of the trusted log key {LOG_KEY_ID} (2026-01-01T00:00:00Z to no end)"
+            )),
+            "{err}"
+        );
+        // Retired before the entry was made.
+        let root = root_with_log(|log| {
+            log["publicKey"]["validFor"]["end"] = "2025-01-01T00:00:00Z".into();
+        });
+        let err = check_log_key_validity(&root, &bundle, &result).unwrap_err();
+        assert!(
+            err.contains("(2021-01-12T11:53:27Z to 2025-01-01T00:00:00Z)"),
+            "{err}"
+        );
+    }
+}

@@ -1,4 +1,4 @@
-"""A FUSE file system that lies about file sizes, for tests/attacks.rs.
+"""A FUSE file system that lies about file sizes, for tests/it/attacks.rs.
 
 It serves the files of SOURCE (read-only) at MOUNTPOINT, except that the
 file named LIAR:

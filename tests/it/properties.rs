@@ -7,17 +7,16 @@
 //!
 //! Trees are small (up to 8 files, 3 levels, 64 KiB each) so that every
 //! case runs the real binary; a failing case is shrunk and printed by
-//! proptest, and its seed is kept in tests/properties.proptest-regressions.
-
-mod common;
+//! proptest, and its seed is kept in tests/it/properties.proptest-regressions.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::Path;
 
-use common::*;
+use crate::common::registry::{Mode, Registry};
+use crate::common::*;
 use proptest::prelude::*;
-use proptest::test_runner::Config;
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
 /// A model: relative path -> contents. Names are drawn from a set that
 /// includes spaces, dots, unicode and names that differ only in case.
@@ -177,15 +176,26 @@ fn apply(m: &Mutation, root: &Path, files: &BTreeMap<String, Vec<u8>>, sig: &Pat
     }
 }
 
-fn keys() -> &'static Keys {
-    static KEYS: std::sync::OnceLock<Keys> = std::sync::OnceLock::new();
-    KEYS.get_or_init(|| keypair("P-256"))
-}
-
-/// One registry for every case of the push/pull property.
-fn registry() -> &'static common::registry::Registry {
-    static REGISTRY: std::sync::OnceLock<common::registry::Registry> = std::sync::OnceLock::new();
-    REGISTRY.get_or_init(|| common::registry::Registry::start(common::registry::Mode::Plain))
+/// Runs `property` on `cases` values of `strategy`, as `proptest!` runs a
+/// `#[test]` body: a failure is shrunk, its seed kept beside this file
+/// (tests/it/properties.proptest-regressions) and the minimal input printed.
+/// Called by an ordinary `#[test]` rather than through the `proptest!` macro
+/// so that what the cases share (a key pair, a registry) is a local value of
+/// that test, dropped (the registry stopped) when the test ends, instead of
+/// a `static` that outlives the suite.
+fn check<S: Strategy>(
+    cases: u32,
+    strategy: S,
+    property: impl Fn(S::Value) -> Result<(), TestCaseError>,
+) {
+    let mut runner = TestRunner::new(Config {
+        cases,
+        source_file: Some(file!()),
+        ..Config::default()
+    });
+    if let Err(e) = runner.run(&strategy, property) {
+        panic!("{e}\n{runner}");
+    }
 }
 
 /// Every file under `root`, by relative path (the model as a user sees it).
@@ -211,47 +221,54 @@ fn read_tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
-proptest! {
-    #![proptest_config(Config { cases: 8, ..Config::default() })]
-
-    /// A model pushed (signed) to a real registry and pulled back, with the
-    /// signature found in the registry, is the same files with the same
-    /// bytes.
-    #[test]
-    fn a_pulled_model_equals_the_pushed_one(files in tree(), tag in 0u32..1_000_000) {
-        let reg = registry();
+/// A model pushed (signed) to a real registry and pulled back, with the
+/// signature found in the registry, is the same files with the same bytes.
+#[test]
+fn a_pulled_model_equals_the_pushed_one() {
+    // One registry for every case, stopped when the test ends.
+    let reg = Registry::start(Mode::Plain);
+    let keys = keypair("P-256");
+    check(8, (tree(), 0u32..1_000_000), |(files, tag)| {
         let dir = tempfile::tempdir().unwrap();
         let model = dir.path().join("model");
         write_tree(&model, &files, false);
         let reference = reg.reference(&format!("models/prop:t{tag}"));
-        let keys = keys();
-        let mut push: Vec<OsString> =
-            vec!["push".into(), (&model).into(), (&reference).into(), "--key".into(), (&keys.private).into()];
+        let mut push: Vec<OsString> = vec![
+            "push".into(),
+            (&model).into(),
+            (&reference).into(),
+            "--key".into(),
+            (&keys.private).into(),
+        ];
         push.extend(reg.flags().into_iter().map(OsString::from));
         modelgate(push).expect_code(0);
         let dest = dir.path().join("pulled");
-        let mut pull: Vec<OsString> =
-            vec!["pull".into(), (&reference).into(), (&dest).into(), "--key".into(), (&keys.public).into()];
+        let mut pull: Vec<OsString> = vec![
+            "pull".into(),
+            (&reference).into(),
+            (&dest).into(),
+            "--key".into(),
+            (&keys.public).into(),
+        ];
         pull.extend(reg.flags().into_iter().map(OsString::from));
         modelgate(pull).expect_code(0);
         prop_assert_eq!(read_tree(&dest), files);
-    }
+        Ok(())
+    });
 }
 
-proptest! {
-    #![proptest_config(Config { cases: 64, ..Config::default() })]
-
-    /// Sign then verify succeeds for any tree, twice with the same result,
-    /// and the root digest is the same whatever the walk order or the
-    /// number of hashing threads.
-    #[test]
-    fn any_signed_tree_verifies_the_same_way_every_time(files in tree()) {
+/// Sign then verify succeeds for any tree, twice with the same result,
+/// and the root digest is the same whatever the walk order or the
+/// number of hashing threads.
+#[test]
+fn any_signed_tree_verifies_the_same_way_every_time() {
+    let keys = keypair("P-256");
+    check(64, tree(), |files| {
         let dir = tempfile::tempdir().unwrap();
         let (a, b) = (dir.path().join("a"), dir.path().join("b"));
         write_tree(&a, &files, false);
         write_tree(&b, &files, true);
         let sig = dir.path().join("model.sig");
-        let keys = keys();
         attest(&a, &keys.private, &sig);
         let m1 = dir.path().join("m1.json");
         let m2 = dir.path().join("m2.json");
@@ -261,7 +278,8 @@ proptest! {
             modelgate(args).expect_code(0);
         }
         let read = |p: &Path| -> serde_json::Value {
-            let mut doc: serde_json::Value = serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
+            let mut doc: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
             // What differs between two runs by design: when, and which folder.
             doc.as_object_mut().unwrap().remove("time");
             doc["model"].as_object_mut().unwrap().remove("path");
@@ -271,20 +289,24 @@ proptest! {
         let one = digest(&a, "1");
         prop_assert_eq!(&one, &digest(&a, "4"));
         prop_assert_eq!(&one, &digest(&b, "3"));
-    }
+        Ok(())
+    });
+}
 
-    /// Any single change after signing is rejected with exit 1.
-    #[test]
-    fn any_single_change_is_rejected(files in tree(), m in mutation()) {
+/// Any single change after signing is rejected with exit 1.
+#[test]
+fn any_single_change_is_rejected() {
+    let keys = keypair("P-256");
+    check(64, (tree(), mutation()), |(files, m)| {
         let dir = tempfile::tempdir().unwrap();
         let (model, outside) = (dir.path().join("model"), dir.path().join("outside"));
         std::fs::create_dir(&outside).unwrap();
         write_tree(&model, &files, false);
         let sig = dir.path().join("model.sig");
-        let keys = keys();
         attest(&model, &keys.private, &sig);
         apply(&m, &model, &files, &sig, &outside);
         let run = verify(&model, &sig, &keys.public);
         prop_assert_eq!(run.code, 1, "{:?} was accepted:\n{}", m, run.stderr);
-    }
+        Ok(())
+    });
 }

@@ -15,8 +15,6 @@
 //! tests fail, unless MODELGATE_TEST_NO_DOCKER=1 says to leave them out.
 //! Timings and sizes are printed (run with --nocapture to see them).
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::fs;
@@ -26,7 +24,7 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{Run, modelgate, repo, run as run_command, run_as_nobody, run_ok};
+use crate::common::{Run, modelgate, repo, run as run_command, run_as_nobody, run_ok};
 use serde_json::Value;
 use tempfile::TempDir;
 

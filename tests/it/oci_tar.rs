@@ -3,12 +3,10 @@
 //! their digest is proven, and hostile archives refused entry by entry with
 //! nothing left behind.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::registry::*;
-use common::*;
+use crate::common::registry::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 /// Writes a tar of `entries` (see tests/support/make_tar.py) to `out`.

@@ -4,13 +4,11 @@
 //! by modelgate in one pass. Every failure ends non-zero with a precise
 //! message and nothing at the destination, and no temporary folder left.
 
-mod common;
-
 use std::ffi::OsString;
 use std::path::Path;
 
-use common::registry::*;
-use common::*;
+use crate::common::registry::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 #[test]
@@ -334,7 +332,7 @@ fn unreachable_registries_deadlines_and_the_allow_list_fail_closed() {
         modelgate(args)
     };
     // Nothing listens on the port.
-    let port = common::registry::free_port();
+    let port = crate::common::registry::free_port();
     let host = format!("127.0.0.1:{port}");
     let dest = out.path().join("unreachable");
     base(
@@ -426,16 +424,16 @@ fn the_registry_going_away_mid_pull_leaves_nothing() {
     let dest = out.path().join("model");
     let mut args = pull_args(reg.reference("models/big:v1"), &dest);
     args[4] = sig.into();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_modelgate"))
-        .args(args)
-        .args(["--insecure-registry", &reg.host])
-        .env("MODELGATE_LOG_FORMAT", "text")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = Process::spawn(
+        std::process::Command::new(env!("CARGO_BIN_EXE_modelgate"))
+            .args(args)
+            .args(["--insecure-registry", &reg.host])
+            .env("MODELGATE_LOG_FORMAT", "text")
+            .stderr(std::process::Stdio::piped()),
+    );
     let partial = wait_for_staged_bytes(out.path(), "big.bin");
     reg.stop();
-    let output = child.wait_with_output().unwrap();
+    let output = child.wait_with_output();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         partial < size,

@@ -1,12 +1,10 @@
 //! The tamper matrix: every way of changing a signed model or its signature
 //! is rejected, with the exit code and the message a user needs.
 
-mod common;
-
 use std::os::unix::fs::symlink;
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 use tempfile::TempDir;
 
 /// A model signed by modelgate with a P-256 key, signature outside the model.

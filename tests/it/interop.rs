@@ -1,11 +1,9 @@
 //! What the reference implementation (model_signing 1.1.1) signs, modelgate
 //! verifies, and the other way round, across methods, hashes and curves.
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 
 /// One signing configuration, spelled for both tools.
 struct Case {

@@ -6,13 +6,11 @@
 //! `allowLegacyFormat`, verified as the reference verifies it, and compared
 //! with the model as strictly as a v1.0 signature.
 
-mod common;
-
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
+use crate::common::*;
 use base64::Engine as _;
-use common::*;
 use modelgate::oms::bundle::{self, Bundle};
 use modelgate::trust::{PrivateKey, PublicKey};
 use serde_json::Value;

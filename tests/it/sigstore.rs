@@ -2,11 +2,9 @@
 //! `verify-bundle`, and models signed keylessly by the reference's releases
 //! through `verify`, against the embedded production trusted root.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 const BEACON_IDENTITY: &str = "https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/.github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main";

@@ -2,12 +2,10 @@
 //! certificate in the bundle that must chain to the anchors the verifier was
 //! given, be usable for signing, and be valid now.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 /// A PKI made by tests/support/make_pki.py: RSA root, P-384 intermediate,

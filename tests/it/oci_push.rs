@@ -4,13 +4,11 @@
 //! the reference `model_signing` verifies. Candidates that do not verify are
 //! reported, and no signature at all is a rejection.
 
-mod common;
-
 use std::ffi::OsString;
 use std::path::Path;
 
-use common::registry::*;
-use common::*;
+use crate::common::registry::*;
+use crate::common::*;
 use serde_json::Value;
 
 /// `modelgate push MODEL REF --key KEY --insecure-registry HOST extra...`

@@ -15,6 +15,8 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
+use crate::common::Process;
+
 /// Every kustomization a user may apply, relative to deploy/.
 const KUSTOMIZATIONS: [&str; 4] = [
     "base",
@@ -79,19 +81,18 @@ fn venv_bin(name: &str) -> PathBuf {
 
 /// Runs `cmd` with `input` on stdin; returns (exit code, stdout, stderr).
 fn pipe(cmd: &mut Command, input: &str) -> (i32, String, String) {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let mut child = Process::spawn(
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
     child
         .stdin
         .take()
         .unwrap()
         .write_all(input.as_bytes())
         .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = child.wait_with_output();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -7,12 +7,10 @@
 //! (hashedrekord over the PAE, checkpoint, RFC 3161 timestamp). The bundles
 //! come from the private Sigstore that tests/support/make_keyless.py makes.
 
-mod common;
-
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 /// A model, its managed-key bundle with a log entry, and the root of the

@@ -1,10 +1,10 @@
 //! Helpers shared by the integration tests: run the binary as a user would,
 //! run the reference implementation, make keys and model folders.
-#![allow(dead_code)] // each test binary uses its own subset
 
 use std::ffi::{OsStr, OsString};
+use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Output};
 
 use tempfile::TempDir;
 
@@ -38,6 +38,80 @@ impl Run {
         );
         self
     }
+}
+
+/// A process a test started and owns: killed and reaped when dropped, at the
+/// end of the test or when it panics. Every process that runs beside a test
+/// (a registry, a token server, a proxy, a FUSE mount, a modelgate run in
+/// the background) is held by one of these, directly or inside a value that
+/// is dropped, never by a `static`, which is never dropped: nothing outlives
+/// the suite (scripts/no-leftovers.sh, which scripts/test.sh runs the suite
+/// under, fails the run if one is left).
+pub struct Process(Option<Child>);
+
+impl Process {
+    /// Starts `cmd` with the suite's run marker (see [`RUN_MARKER`]); panics
+    /// if it cannot start.
+    pub fn spawn(cmd: &mut Command) -> Self {
+        let child = with_run_marker(cmd)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+        Self(Some(child))
+    }
+
+    /// Waits for the process to end by itself and returns what it wrote to
+    /// the streams that were piped.
+    pub fn wait_with_output(mut self) -> Output {
+        let child = self.0.take().expect("the process was stopped");
+        let pid = child.id();
+        child
+            .wait_with_output()
+            .unwrap_or_else(|e| panic!("cannot wait for process {pid}: {e}"))
+    }
+
+    /// Kills the process now (if it still runs) and reaps it.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Deref for Process {
+    type Target = Child;
+
+    fn deref(&self) -> &Child {
+        self.0.as_ref().expect("the process was stopped")
+    }
+}
+
+impl DerefMut for Process {
+    fn deref_mut(&mut self) -> &mut Child {
+        self.0.as_mut().expect("the process was stopped")
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The variable scripts/no-leftovers.sh sets to a value of its own for one
+/// run of the suite; every process the suite starts inherits it, and after
+/// the run the script looks for processes that still carry it. Not a
+/// `MODELGATE_` variable: `modelgate init` refuses unknown ones.
+pub const RUN_MARKER: &str = "MGTEST_RUN_ID";
+
+/// Puts the run marker back into `cmd` when it clears its environment
+/// (`env_clear`), so that a process started that way is still found if it
+/// is left behind.
+pub fn with_run_marker(cmd: &mut Command) -> &mut Command {
+    if let Some(value) = std::env::var_os(RUN_MARKER) {
+        cmd.env(RUN_MARKER, value);
+    }
+    cmd
 }
 
 /// Runs `cmd` to the end and keeps what it did.

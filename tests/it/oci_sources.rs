@@ -6,15 +6,13 @@
 //! rejected before a byte is downloaded, and the OCI 1.1 referrers API
 //! (through a small proxy: no registry installable here has the API).
 
-mod common;
-
 use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::registry::*;
-use common::*;
+use crate::common::registry::*;
+use crate::common::*;
 use serde_json::Value;
 
 fn python() -> PathBuf {

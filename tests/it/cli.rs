@@ -1,9 +1,7 @@
 //! The command line as users and kubelet meet it: exit codes, usage errors,
 //! and the measurement document.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 fn signed_model() -> (tempfile::TempDir, tempfile::TempDir, Keys) {
@@ -295,7 +293,7 @@ fn ignore_paths_are_taken_relative_to_the_model_or_through_it() {
 #[test]
 fn json_logs_when_not_on_a_terminal() {
     let (model, out, keys) = signed_model();
-    let run = common::modelgate_env(
+    let run = crate::common::modelgate_env(
         &[("MODELGATE_LOG_FORMAT", "auto")],
         verify_args(model.path(), out.path().join("m.sig"), &keys.public),
     );
@@ -351,7 +349,7 @@ fn a_file_the_verifier_cannot_read_is_exit_2() {
     let args = verify_args(model.path(), out.path().join("m.sig"), &keys.public);
     // root reads any file, so drop to an unprivileged user when we are root.
     let run = if nix_is_root() {
-        common::run_as_nobody(env!("CARGO_BIN_EXE_modelgate"), &args)
+        crate::common::run_as_nobody(env!("CARGO_BIN_EXE_modelgate"), &args)
     } else {
         modelgate(args)
     };

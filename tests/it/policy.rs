@@ -1,11 +1,9 @@
 //! ModelPolicy: every rule kind passes when satisfied and fails when not,
 //! k-of-n counts distinct authorities, and nothing is trusted by default.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 /// A model signed by two keys (two signature files), with a policy folder.

@@ -7,13 +7,13 @@
 use std::ffi::OsString;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use super::{Run, modelgate, repo, venv};
+use super::{Process, Run, modelgate, repo, venv};
 
 /// How the registry is reached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,12 +46,14 @@ pub const USER: &str = "alice";
 
 /// A running registry.
 pub struct Registry {
+    // The processes first: fields drop in order, and the registry must stop
+    // before its storage folder is removed.
+    child: Process,
+    /// The token server (token mode), stopped when the registry is dropped.
+    _token: Option<Process>,
     pub dir: TempDir,
     pub host: String,
     pub mode: Mode,
-    child: Child,
-    /// The token server (token mode).
-    token: Option<Child>,
 }
 
 impl Registry {
@@ -60,7 +62,8 @@ impl Registry {
         let dir = tempfile::tempdir().unwrap();
         // The token server first: the registry's config names its port and
         // reads the certificate bundle it writes.
-        let mut token =
+        // Owned from here on: a panic below stops it.
+        let token =
             matches!(mode, Mode::Token | Mode::TlsToken).then(|| start_token_server(dir.path()));
         for _ in 0..5 {
             let port = free_port();
@@ -69,29 +72,27 @@ impl Registry {
             // Both streams go to the log: the access log is on stdout, the
             // per-request lines on stderr; tests count requests in it.
             let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
-            let mut child = Command::new("docker-registry")
-                .arg("serve")
-                .arg(&config)
-                .stdout(Stdio::from(log.try_clone().unwrap()))
-                .stderr(Stdio::from(log))
-                .spawn()
-                .expect("docker-registry runs (scripts/test.sh installs it)");
+            // (spawn panics if docker-registry is missing: scripts/test.sh
+            // installs it.)
+            let mut child = Process::spawn(
+                Command::new("docker-registry")
+                    .arg("serve")
+                    .arg(&config)
+                    .stdout(Stdio::from(log.try_clone().unwrap()))
+                    .stderr(Stdio::from(log)),
+            );
             if wait_for(&host, &mut child) {
                 return Self {
+                    child,
+                    _token: token,
                     dir,
                     host,
                     mode,
-                    child,
-                    token,
                 };
             }
-            let _ = child.kill();
-            let _ = child.wait();
+            child.stop();
         }
-        if let Some(t) = token.as_mut() {
-            let _ = t.kill();
-            let _ = t.wait();
-        }
+        drop(token);
         panic!(
             "docker-registry did not start: {}",
             std::fs::read_to_string(dir.path().join("registry.log")).unwrap_or_default()
@@ -160,20 +161,11 @@ impl Registry {
         std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
     }
 
-    /// Stops the registry now (a test of a registry that goes away).
+    /// Stops the registry now (a test of a registry that goes away). The
+    /// token server, if any, stops when the value is dropped, as the
+    /// registry does if it was not stopped before: both are [`Process`]es.
     pub fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        self.stop();
-        if let Some(t) = self.token.as_mut() {
-            let _ = t.kill();
-            let _ = t.wait();
-        }
+        self.child.stop();
     }
 }
 
@@ -191,11 +183,6 @@ impl Registry {
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect()
-    }
-
-    /// Everything the token server wrote to stdout and stderr.
-    pub fn token_server_output(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("token-server.out")).unwrap_or_default()
     }
 
     /// A bearer token for `scope` (e.g. `repository:models/tiny:pull,push`)
@@ -218,28 +205,28 @@ impl Registry {
 /// Starts tests/support/token_server.py with the user and password, its
 /// files in `dir`: `token-root.pem` (the registry's rootcertbundle),
 /// `token-port`, `token.jsonl` (its request log) and `token-server.out`.
-fn start_token_server(dir: &Path) -> Child {
+fn start_token_server(dir: &Path) -> Process {
     let out = std::fs::File::create(dir.join("token-server.out")).unwrap();
-    let mut child = Command::new(venv().join("bin/python"))
-        .arg(repo("tests/support/token_server.py"))
-        .args([
-            "--user",
-            USER,
-            "--password",
-            PASSWORD,
-            "--issuer",
-            TOKEN_ISSUER,
-        ])
-        .arg("--cert-out")
-        .arg(dir.join("token-root.pem"))
-        .arg("--port-file")
-        .arg(dir.join("token-port"))
-        .arg("--log")
-        .arg(dir.join("token.jsonl"))
-        .stdout(Stdio::from(out.try_clone().unwrap()))
-        .stderr(Stdio::from(out))
-        .spawn()
-        .expect("the test venv's python runs tests/support/token_server.py");
+    let mut child = Process::spawn(
+        Command::new(venv().join("bin/python"))
+            .arg(repo("tests/support/token_server.py"))
+            .args([
+                "--user",
+                USER,
+                "--password",
+                PASSWORD,
+                "--issuer",
+                TOKEN_ISSUER,
+            ])
+            .arg("--cert-out")
+            .arg(dir.join("token-root.pem"))
+            .arg("--port-file")
+            .arg(dir.join("token-port"))
+            .arg("--log")
+            .arg(dir.join("token.jsonl"))
+            .stdout(Stdio::from(out.try_clone().unwrap()))
+            .stderr(Stdio::from(out)),
+    );
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(20) {
         if dir.join("token-port").exists()
@@ -255,8 +242,7 @@ fn start_token_server(dir: &Path) -> Child {
         }
         std::thread::sleep(Duration::from_millis(25));
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    child.stop();
     panic!(
         "token_server.py did not start: {}",
         std::fs::read_to_string(dir.join("token-server.out")).unwrap_or_default()
@@ -294,7 +280,7 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-fn wait_for(host: &str, child: &mut Child) -> bool {
+fn wait_for(host: &str, child: &mut Process) -> bool {
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(10) {
         if let Ok(Some(_)) = child.try_wait() {
@@ -638,7 +624,7 @@ pub fn wait_for_staged_bytes(folder: &Path, file: &str) -> u64 {
 /// port it listens on (127.0.0.1) and logs requests to a file. Killed when
 /// dropped.
 pub struct Proxy {
-    child: std::process::Child,
+    _child: Process,
     /// `127.0.0.1:PORT`.
     pub host: String,
     /// Its request log.
@@ -653,22 +639,24 @@ impl Proxy {
         use std::io::BufRead as _;
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("proxy.log");
-        let mut child = std::process::Command::new(crate::common::venv().join("bin/python"))
-            .arg(crate::common::repo(&format!("tests/support/{script}")))
-            .arg(&reg.host)
-            .arg(&log)
-            .args(args)
-            .envs(env.iter().copied())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+        // Owned before its first line is read: a proxy that fails to start
+        // is stopped by the panic.
+        let mut child = Process::spawn(
+            Command::new(venv().join("bin/python"))
+                .arg(repo(&format!("tests/support/{script}")))
+                .arg(&reg.host)
+                .arg(&log)
+                .args(args)
+                .envs(env.iter().copied())
+                .stdout(Stdio::piped()),
+        );
         let mut line = String::new();
         std::io::BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
             .unwrap();
         assert!(!line.trim().is_empty(), "{script} did not start");
         Self {
-            child,
+            _child: child,
             host: format!("127.0.0.1:{}", line.trim()),
             log,
             _dir: dir,
@@ -678,12 +666,5 @@ impl Proxy {
     /// Its log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

@@ -10,8 +10,6 @@
 //! hashed is the signed byte, exit 0) or rejected (exit 1, the file named),
 //! within a time bound; never a hang, never exit 0 on other bytes.
 
-mod common;
-
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt as _;
 use std::os::unix::fs::symlink;
@@ -21,7 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// A signed model of `files` (plus `count` filler files, so that a walk
 /// takes long enough to race), its signature and key.
@@ -59,28 +57,28 @@ impl Signed {
     /// Runs verify with a deadline of its own: a hang is a failure.
     fn verify(&self) -> (Run, Duration) {
         let started = Instant::now();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_modelgate"))
-            .args(verify_args(
-                self.model(),
-                self.dir.path().join("model.sig"),
-                &self.keys.public,
-            ))
-            .env("MODELGATE_LOG_FORMAT", "text")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        // A hung run is killed by the panic below (Process's drop).
+        let mut child = Process::spawn(
+            Command::new(env!("CARGO_BIN_EXE_modelgate"))
+                .args(verify_args(
+                    self.model(),
+                    self.dir.path().join("model.sig"),
+                    &self.keys.public,
+                ))
+                .env("MODELGATE_LOG_FORMAT", "text")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped()),
+        );
         loop {
             if child.try_wait().unwrap().is_some() {
                 break;
             }
             if started.elapsed() > Duration::from_secs(20) {
-                let _ = child.kill();
                 panic!("modelgate verify hung for 20 s under attack");
             }
             std::thread::sleep(Duration::from_millis(5));
         }
-        let out = child.wait_with_output().unwrap();
+        let out = child.wait_with_output();
         let run = Run {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -304,10 +302,11 @@ fn names_with_newlines_and_invalid_utf8_cannot_hide_or_pass() {
 }
 
 /// tests/support/lying_fs.py mounted over a copy of the tiny model, lying
-/// about `model.safetensors`; unmounted when dropped.
+/// about `model.safetensors`; unmounted (and the file system's process
+/// stopped) when dropped.
 struct LyingFs {
     dir: tempfile::TempDir,
-    child: std::process::Child,
+    child: Process,
 }
 
 impl LyingFs {
@@ -316,16 +315,21 @@ impl LyingFs {
         let (source, mnt) = (dir.path().join("source"), dir.path().join("model"));
         std::fs::create_dir(&source).unwrap();
         std::fs::create_dir(&mnt).unwrap();
-        for (name, path) in common::registry::tiny_files() {
+        for (name, path) in crate::common::registry::tiny_files() {
             std::fs::copy(path, source.join(name)).unwrap();
         }
-        let child = Command::new(venv().join("bin/python"))
-            .arg(repo("tests/support/lying_fs.py"))
-            .args([&source, &mnt])
-            .args(["model.safetensors", mode])
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        // Owned (and unmounted) from the start: a mount that does not come
+        // up in time ends in a panic that drops it.
+        let fs = Self {
+            child: Process::spawn(
+                Command::new(venv().join("bin/python"))
+                    .arg(repo("tests/support/lying_fs.py"))
+                    .args([&source, &mnt])
+                    .args(["model.safetensors", mode])
+                    .stderr(Stdio::piped()),
+            ),
+            dir,
+        };
         let started = Instant::now();
         while !std::fs::read_to_string("/proc/self/mounts")
             .unwrap()
@@ -337,7 +341,7 @@ impl LyingFs {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        Self { dir, child }
+        fs
     }
 
     fn model(&self) -> PathBuf {
@@ -348,8 +352,7 @@ impl LyingFs {
 impl Drop for LyingFs {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg(self.model()).status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.child.stop();
     }
 }
 

@@ -9,14 +9,12 @@
 //! deadline is involved, and what is left at the destination: the verified
 //! model in full, or nothing at all.
 
-mod common;
-
 use std::ffi::OsString;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::registry::*;
-use common::*;
+use crate::common::registry::*;
+use crate::common::*;
 
 /// The fault proxy in front of `reg`.
 fn proxy(reg: &Registry, fault: &str) -> Proxy {

@@ -3,13 +3,11 @@
 //! absolute, with `.` and `..`, through a symlinked parent. Anything that
 //! resolves outside the model is an error (exit 2), never silently dropped.
 
-mod common;
-
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 /// base/models/m (the model, signed without `ignore-me`, which is added
 /// after signing), base/models/other/x.txt, base/a (a sibling folder),

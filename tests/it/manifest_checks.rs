@@ -1,10 +1,8 @@
 //! Validly signed but hostile or odd manifests: the signature verifies, so
 //! only the manifest checks stand between them and a started pod.
 
-mod common;
-
+use crate::common::*;
 use base64::Engine as _;
-use common::*;
 use modelgate::oms::bundle::{self, Bundle};
 use modelgate::trust::PrivateKey;
 use serde_json::{Value, json};

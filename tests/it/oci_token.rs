@@ -7,12 +7,10 @@
 //! the one repository it reads; a refused token ends the pull with nothing
 //! kept and the password never shown.
 
-mod common;
-
 use std::ffi::OsString;
 
-use common::registry::*;
-use common::*;
+use crate::common::registry::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 /// The token server's log entries from index `from` on.
