@@ -22,10 +22,10 @@ use std::path::{Path, PathBuf};
 use tracing::{error, info, warn};
 
 pub use cancel::{Cancel, Cancelled};
-pub use error::Error;
+pub use error::{Error, SettingsError};
 pub use record::{Both, Display, MeasurementFile, Nowhere, Quiet, RecordError, Recorder};
 pub use settings::{
-    Naming, Setting, Settings, SettingsError, Spec, load_certificates, read_pem, trusted_root,
+    Naming, Setting, Settings, Spec, load_certificates, read_pem, trusted_root,
 };
 pub use stage::{INCOMPLETE, StageError};
 

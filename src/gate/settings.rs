@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::Error;
+use super::{Error, SettingsError};
 use crate::io::{MAX_KEY_BYTES, ReadError, read_bounded};
 use crate::oci::RegistryOptions;
 use crate::policy::Policy;
@@ -78,81 +78,6 @@ impl Naming {
             (Self::Variables, RegistryConfig) => "MODELGATE_REGISTRY_CONFIG",
         }
     }
-}
-
-/// A setting that cannot be used, named as the user wrote it.
-#[derive(Debug, thiserror::Error)]
-pub enum SettingsError {
-    /// No kind of trust was given.
-    #[error(
-        "no trust is configured: set {policy} (who may sign which model), or {key}, {chain}, or {identity} with {issuer}"
-    )]
-    NoTrust {
-        /// The policy setting's name.
-        policy: &'static str,
-        /// The key setting's name.
-        key: &'static str,
-        /// The certificate-chain setting's name.
-        chain: &'static str,
-        /// The identity setting's name.
-        identity: &'static str,
-        /// The issuer setting's name.
-        issuer: &'static str,
-    },
-    /// Two kinds of trust were given.
-    #[error(
-        "{0} and {1} are both set: they are different ways to say who may sign; set one (a policy names its own keys and identities)"
-    )]
-    TwoTrusts(&'static str, &'static str),
-    /// An identity without an issuer, or the reverse.
-    #[error("{given} is set without {missing}: keyless trust needs both")]
-    HalfKeyless {
-        /// The one given.
-        given: &'static str,
-        /// The one missing.
-        missing: &'static str,
-    },
-    /// A trusted root with a kind of trust that has none.
-    #[error(
-        "{root} is set with {with}: a policy names its roots itself, and a certificate chain has no Sigstore root"
-    )]
-    RootWithout {
-        /// The trusted-root setting's name.
-        root: &'static str,
-        /// The trust it was given with.
-        with: &'static str,
-    },
-    /// The legacy format allowed beside a policy, whose rules decide it.
-    #[error("{legacy} is set with {policy}: the policy rule's allowLegacyFormat decides")]
-    LegacyWithPolicy {
-        /// The legacy setting's name.
-        legacy: &'static str,
-        /// The policy setting's name.
-        policy: &'static str,
-    },
-    /// A file setting that names no readable file (checked up front for
-    /// variables: a missing mount is the usual cause).
-    #[error("{setting}={}: {reason}", path.display())]
-    File {
-        /// The setting's name.
-        setting: &'static str,
-        /// Its value.
-        path: PathBuf,
-        /// Why it is unusable, and what to do.
-        reason: String,
-    },
-    /// The trust a flag names cannot be used (a bad key, policy, root);
-    /// the message names the file.
-    #[error("{0}")]
-    Unusable(Box<Error>),
-    /// The trust a variable names cannot be used (a bad key, policy, root).
-    #[error("{setting}: {source}")]
-    Trust {
-        /// The setting's name.
-        setting: &'static str,
-        /// Why.
-        source: Box<Error>,
-    },
 }
 
 /// Trust and verification as the user gave them, before anything is read.

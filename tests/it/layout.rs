@@ -346,9 +346,9 @@ fn the_files_of_a_folder_do_not_import_each_other_in_a_circle() {
 
 #[test]
 fn the_import_scanner_sees_what_it_must() {
-    let text = "use crate::model::{self, ModelRoot};\n// crate::cli in a comment\nlet e = crate::Error::Usage(x); crate::io::read_bounded()";
+    let text = "use crate::model::{self, ModelRoot};\n// crate::cli in a comment\nlet e = crate::gate::Error::Usage(x); crate::io::read_bounded()";
     let found: Vec<String> = imports(text).into_iter().collect();
-    assert_eq!(found, ["error", "io", "model"]);
+    assert_eq!(found, ["gate", "io", "model"]);
 }
 
 #[test]
