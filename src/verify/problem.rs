@@ -323,28 +323,28 @@ mod tests {
     }
 
     #[test]
-    fn a_model_that_could_not_be_checked_at_all_exits_2() {
+    fn a_model_that_could_not_be_checked_at_all_is_an_error() {
         let r = rejection(vec![unreadable()]);
-        assert_eq!(r.exit_code(), 2);
+        assert_eq!(r.verdict(), Verdict::Error);
         assert_eq!(r.summary(), "model could not be verified: 1 problem");
         let r = rejection(vec![unreadable(), unreadable()]);
-        assert_eq!(r.exit_code(), 2);
+        assert_eq!(r.verdict(), Verdict::Error);
         assert_eq!(r.summary(), "model could not be verified: 2 problems");
     }
 
     #[test]
-    fn anything_found_wrong_exits_1_even_beside_what_could_not_be_checked() {
+    fn anything_found_wrong_is_a_rejection_even_beside_what_could_not_be_checked() {
         for problem in every_kind() {
             if problem.is_could_not_check() {
                 continue;
             }
             let kind = problem.kind();
             let r = rejection(vec![unreadable(), problem]);
-            assert_eq!(r.exit_code(), 1, "{kind}");
+            assert_eq!(r.verdict(), Verdict::Rejected, "{kind}");
             assert_eq!(r.summary(), "model was rejected: 2 problems", "{kind}");
         }
         let r = Rejection::new(modified(), Evidence::default());
-        assert_eq!(r.exit_code(), 1);
+        assert_eq!(r.verdict(), Verdict::Rejected);
         assert_eq!(r.summary(), "model was rejected: 1 problem");
     }
 
