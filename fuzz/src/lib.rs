@@ -169,6 +169,7 @@ pub fn tar_layer(data: &[u8]) {
         under: String::new(),
         within: None,
         select: (pick & 4 != 0).then(|| "models".to_string()),
+        stop: None,
     };
     let _ = untar::unpack(&blob, tar.len() as u64, compression, &target, "sha256:fuzz");
     let mut beside: Vec<_> = std::fs::read_dir(dir.path())

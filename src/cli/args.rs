@@ -317,9 +317,15 @@ pub struct RegistryArgs {
     /// and olot images keep it under /models); only its entries are unpacked.
     #[arg(long, value_name = "/FOLDER")]
     pub subpath: Option<String>,
-    /// Give up on the pull after this many seconds.
-    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
-    pub timeout: Option<u64>,
+    /// Give up on the registry work (a pull, a push, a manifest fetch)
+    /// after this many seconds. The default, 15 minutes, pulls a 100 GB
+    /// model at about 110 MB/s; a run that needs longer says so.
+    #[arg(long, value_name = "SECONDS", default_value = "900", value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: u64,
+    /// Cut a registry connection that sends nothing for this many seconds
+    /// (a stalled transfer ends with a message naming what it waited for).
+    #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = clap::value_parser!(u64).range(1..))]
+    pub read_timeout: u64,
     /// Blobs downloaded at once.
     #[arg(long, value_name = "N", default_value = "4", value_parser = clap::value_parser!(u64).range(1..=64))]
     pub concurrency: u64,
@@ -335,6 +341,7 @@ impl RegistryArgs {
             registry_config: self.registry_config.clone(),
             platform: self.platform.clone(),
             subpath: self.subpath.clone(),
+            read_timeout: Some(std::time::Duration::from_secs(self.read_timeout)),
         }
     }
 }
@@ -474,9 +481,12 @@ pub struct InitArgs {
     /// The model's folder in a container image (/models for modelcars).
     #[arg(long, env = "MODELGATE_SUBPATH")]
     pub subpath: Option<String>,
-    /// The deadline for the whole run: 600, 90s, 10m, 1h.
+    /// The deadline for the whole run: 600, 90s, 10m, 1h (default 1h).
     #[arg(long, env = "MODELGATE_TIMEOUT", value_name = "DURATION")]
     pub timeout: Option<String>,
+    /// Cut a registry connection that sends nothing this long (default 30s).
+    #[arg(long, env = "MODELGATE_READ_TIMEOUT", value_name = "DURATION")]
+    pub read_timeout: Option<String>,
     /// Blobs downloaded at once (1 to 64).
     #[arg(long, env = "MODELGATE_CONCURRENCY", value_name = "N")]
     pub concurrency: Option<String>,

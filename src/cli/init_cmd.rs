@@ -30,6 +30,8 @@ use crate::verify::Verdict;
 pub const DEFAULT_TARGET: &str = "/mnt/models";
 /// The measurement's default place: a shared emptyDir.
 pub const DEFAULT_MEASUREMENT: &str = "/run/modelgate/measurement.json";
+/// The deadline of a run without `MODELGATE_TIMEOUT`.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(3600);
 /// kubelet's default termination-message path.
 pub const DEFAULT_TERMINATION_LOG: &str = "/dev/termination-log";
 /// Variables read by the global options and logging, also allowed.
@@ -379,10 +381,19 @@ fn configure(args: &InitArgs, workers: usize) -> Result<Plan, ConfigError> {
             None => Source::InPlace(path),
         }
     };
-    let deadline = args
-        .timeout
+    // A pod must never sit in Init with no word: without MODELGATE_TIMEOUT
+    // the run still ends, after an hour (a 400 GB model at about 110 MB/s).
+    let deadline = Some(
+        args.timeout
+            .as_deref()
+            .map(|v| duration("MODELGATE_TIMEOUT", v))
+            .transpose()?
+            .unwrap_or(DEFAULT_DEADLINE),
+    );
+    let read_timeout = args
+        .read_timeout
         .as_deref()
-        .map(|v| duration("MODELGATE_TIMEOUT", v))
+        .map(|v| duration("MODELGATE_READ_TIMEOUT", v))
         .transpose()?;
     let concurrency = match args.concurrency.as_deref() {
         None => 4,
@@ -424,6 +435,7 @@ fn configure(args: &InitArgs, workers: usize) -> Result<Plan, ConfigError> {
             registry_config: args.registry_config.as_ref().map(PathBuf::from),
             platform: args.platform.clone(),
             subpath: args.subpath.clone(),
+            read_timeout,
         },
         concurrency,
         // The deadline covers the whole run (see `watch`).

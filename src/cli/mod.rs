@@ -17,11 +17,11 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use tracing::{error, info};
 
 use crate::gate::{self, Error, read_pem};
+use crate::io::read_bounded;
 use crate::logging;
 use crate::model::hashing::{self, HashAlgorithm};
 use crate::oci;
 use crate::policy::Policy;
-use crate::io::read_bounded;
 use crate::verify::Verdict;
 pub use args::*;
 
@@ -117,14 +117,16 @@ fn report(result: Result<(), Error>) -> Verdict {
 fn model<'a>(
     given: &'a str,
     registry: &'a crate::oci::RegistryOptions,
-    timeout: Option<u64>,
+    timeout: u64,
     workers: usize,
     progress: &'a (dyn Fn(u64) + Sync),
 ) -> gate::sign::Model<'a> {
     gate::sign::Model {
         given,
         registry,
-        deadline: timeout.map(|s| oci::Deadline::after(std::time::Duration::from_secs(s))),
+        deadline: Some(oci::Deadline::after(std::time::Duration::from_secs(
+            timeout,
+        ))),
         workers,
         progress,
     }

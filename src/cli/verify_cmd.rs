@@ -121,7 +121,7 @@ pub(super) fn spec(checks: &CheckArgs, registry: &RegistryArgs, workers: usize) 
         ignore_unsigned_files: checks.ignore_unsigned_files,
         registry: registry.options(),
         concurrency: usize::try_from(registry.concurrency).unwrap_or(4),
-        registry_timeout: registry.timeout.map(std::time::Duration::from_secs),
+        registry_timeout: Some(std::time::Duration::from_secs(registry.timeout)),
         workers,
     }
 }

@@ -24,9 +24,7 @@ use tracing::{error, info, warn};
 pub use cancel::{Cancel, Cancelled};
 pub use error::{Error, SettingsError};
 pub use record::{Both, Display, MeasurementFile, Nowhere, Quiet, RecordError, Recorder};
-pub use settings::{
-    Naming, Setting, Settings, Spec, load_certificates, read_pem, trusted_root,
-};
+pub use settings::{Naming, Setting, Settings, Spec, load_certificates, read_pem, trusted_root};
 pub use stage::{INCOMPLETE, StageError};
 
 use crate::io::{MAX_SIGNATURE_BYTES, read_bounded};

@@ -9,12 +9,12 @@ use tracing::info;
 
 use super::Error;
 use super::settings::{load_certificates, read_pem};
+use crate::io::write_atomic;
 use crate::model::{Digest, HashAlgorithm, Method, paths};
 use crate::oci::{self, Deadline, ModelRef, RegistryOptions};
 use crate::oms::manifest::Manifest;
 use crate::oms::sign::{self, HashOptions};
 use crate::trust::{Certificate, PrivateKey};
-use crate::io::write_atomic;
 
 /// How a model is hashed.
 #[derive(Clone, Debug)]

@@ -9,7 +9,8 @@
 use oci_client::manifest::OciImageIndex;
 use serde::Deserialize;
 
-use super::registry::{OciError, Registry};
+use super::http::HttpError;
+use super::registry::{MAX_MANIFEST_BYTES, OciError, Registry};
 use crate::io::MAX_SIGNATURE_BYTES;
 use crate::oms::bundle::BUNDLE_MEDIA_TYPE_V03;
 use crate::verify::Via;
@@ -50,16 +51,12 @@ struct Layer {
     size: u64,
 }
 
-/// The bundles attached to the model manifest `subject`.
+/// The bundles attached to the model manifest `subject`. A registry that
+/// answers nothing useful (no referrers API, no tag) is a registry without
+/// signatures; one that answers more than a manifest may be is refused.
 pub async fn signatures(registry: &Registry, subject: &str) -> Result<Vec<Discovered>, OciError> {
     let mut found = Vec::new();
-    let pinned = registry.reference.pinned(subject);
-    let index: Option<OciImageIndex> = registry
-        .client
-        .pull_referrers(pinned.as_client_ref(), Some(BUNDLE_MEDIA_TYPE_V03))
-        .await
-        .ok();
-    for entry in index.iter().flat_map(|i| i.manifests.iter()) {
+    for entry in referrers(registry, subject).await?.manifests {
         let is_bundle = entry
             .artifact_type
             .as_deref()
@@ -75,16 +72,7 @@ pub async fn signatures(registry: &Registry, subject: &str) -> Result<Vec<Discov
     }
     for suffix in ["sig", "att"] {
         let tag = format!("{}.{suffix}", subject.replace(':', "-"));
-        let at = oci_client::Reference::with_tag(
-            registry.reference.registry().to_string(),
-            registry.reference.repository().to_string(),
-            tag,
-        );
-        let Ok((bytes, _)) = registry
-            .client
-            .pull_manifest_raw(&at, &registry.auth(), &[super::layout::IMAGE_MANIFEST])
-            .await
-        else {
+        let Some(bytes) = manifest_at(registry, &tag, "a cosign signature manifest").await? else {
             continue;
         };
         let digest = super::push::sha256(&bytes);
@@ -95,26 +83,105 @@ pub async fn signatures(registry: &Registry, subject: &str) -> Result<Vec<Discov
     Ok(found)
 }
 
+/// The referrers index of `subject`: the referrers API, or on a registry
+/// without it (404) the tag schema's `sha256-<hex>` index. Read bounded; a
+/// registry error is read as "no referrers".
+async fn referrers(registry: &Registry, subject: &str) -> Result<OciImageIndex, OciError> {
+    let query = url_encode(BUNDLE_MEDIA_TYPE_V03);
+    let listed = registry
+        .http
+        .get_bounded(
+            &format!("referrers/{subject}?artifactType={query}"),
+            &[super::layout::IMAGE_INDEX],
+            MAX_MANIFEST_BYTES,
+            "the referrers index",
+        )
+        .await;
+    let bytes = match listed {
+        Ok(Some(bytes)) => Some(bytes),
+        Ok(None) => {
+            let tag = subject.replace(':', "-");
+            manifest_at(registry, &tag, "the referrers tag-schema index").await?
+        }
+        Err(e @ HttpError::TooLarge { .. }) => {
+            return Err(registry.http_error("list the referrers of", &registry.reference, e));
+        }
+        Err(_) => None,
+    };
+    Ok(bytes
+        .and_then(|b| serde_json::from_slice::<OciImageIndex>(&b).ok())
+        .unwrap_or(OciImageIndex {
+            schema_version: 2,
+            media_type: None,
+            manifests: Vec::new(),
+            artifact_type: None,
+            annotations: None,
+        }))
+}
+
+/// The manifest at `tag_or_digest`, read bounded; `None` when the registry
+/// has none there (or refuses): only an oversized answer is an error.
+async fn manifest_at(
+    registry: &Registry,
+    tag_or_digest: &str,
+    what: &str,
+) -> Result<Option<Vec<u8>>, OciError> {
+    let answer = registry
+        .http
+        .get_bounded(
+            &format!("manifests/{tag_or_digest}"),
+            &[super::layout::IMAGE_MANIFEST, super::layout::IMAGE_INDEX],
+            MAX_MANIFEST_BYTES,
+            what,
+        )
+        .await;
+    match answer {
+        Ok(found) => Ok(found),
+        Err(e @ HttpError::TooLarge { .. }) => {
+            Err(registry.http_error("fetch a signature manifest of", &registry.reference, e))
+        }
+        Err(_) => Ok(None),
+    }
+}
+
+/// `text` with everything but unreserved characters percent-encoded.
+fn url_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
 /// The bundle layers of the manifest at `at` (fetched by digest, checked).
 async fn bundles_of(
     registry: &Registry,
     at: &super::reference::ModelRef,
     via: Via,
 ) -> Result<Vec<Discovered>, OciError> {
-    let (bytes, _) = registry
-        .client
-        .pull_manifest_raw(
-            at.as_client_ref(),
-            &registry.auth(),
+    let digest = at.digest().unwrap_or_default().to_string();
+    let bytes = registry
+        .http
+        .get_bounded(
+            &format!("manifests/{digest}"),
             &[super::layout::IMAGE_MANIFEST],
+            MAX_MANIFEST_BYTES,
+            "a signature manifest",
         )
         .await
-        .map_err(|e| registry.registry_error("fetch a signature manifest of", &e))?;
-    if let Some(wanted) = at.digest()
-        && super::push::sha256(&bytes) != wanted
-    {
+        .map_err(|e| registry.http_error("fetch a signature manifest of", &registry.reference, e))?
+        .ok_or_else(|| {
+            OciError::Registry(format!(
+                "cannot fetch the signature manifest {digest} of {}: not found (HTTP 404)",
+                registry.reference
+            ))
+        })?;
+    if super::push::sha256(&bytes) != digest {
         return Err(OciError::Content(format!(
-            "the signature manifest {wanted} of {} does not match its digest",
+            "the signature manifest {digest} of {} does not match its digest",
             registry.reference
         )));
     }
@@ -143,23 +210,7 @@ async fn bundles_in(
                 registry.reference, layer.digest, layer.size
             )));
         }
-        let mut bundle = Vec::new();
-        registry
-            .client
-            .pull_blob(
-                at.as_client_ref(),
-                &oci_client::manifest::OciDescriptor {
-                    media_type: layer.media_type.clone(),
-                    digest: layer.digest.clone(),
-                    size: i64::try_from(layer.size).unwrap_or(i64::MAX),
-                    ..Default::default()
-                },
-                &mut bundle,
-            )
-            .await
-            .map_err(|e| {
-                registry.registry_error(&format!("fetch signature blob {} of", layer.digest), &e)
-            })?;
+        let bundle = signature_blob(registry, &layer.digest, layer.size).await?;
         if super::push::sha256(&bundle) != layer.digest {
             return Err(OciError::Content(format!(
                 "{}: signature blob {} does not match its digest",
@@ -173,4 +224,28 @@ async fn bundles_in(
         });
     }
     Ok(out)
+}
+
+/// A signature blob, read up to the size its descriptor gives and not a
+/// byte more, whatever the registry sends.
+async fn signature_blob(registry: &Registry, digest: &str, size: u64) -> Result<Vec<u8>, OciError> {
+    let limit = usize::try_from(size).unwrap_or(usize::MAX);
+    let doing = format!("fetch signature blob {digest} of");
+    let response = registry
+        .http
+        .blob(digest, None)
+        .await
+        .map_err(|e| registry.http_error(&doing, &registry.reference, e))?;
+    match registry
+        .http
+        .read(response, limit, "a signature blob")
+        .await
+    {
+        Ok(bytes) => Ok(bytes),
+        Err(HttpError::TooLarge { .. }) => Err(OciError::Content(format!(
+            "{}: signature blob {digest} is longer than the {size} bytes its descriptor says",
+            registry.reference
+        ))),
+        Err(e) => Err(registry.http_error(&doing, &registry.reference, e)),
+    }
 }

@@ -11,6 +11,7 @@
 
 pub mod credentials;
 pub mod discover;
+pub mod http;
 pub mod layout;
 pub mod pull;
 pub mod push;
@@ -64,7 +65,7 @@ pub async fn resolve(
         None => None,
     };
     let registry = Registry::connect(reference, opts)?;
-    registry.login().await?;
+    registry.login_pull().await?;
     let manifest = registry.manifest().await?;
     let artifact = layout::read_manifest(&manifest.bytes, subpath.as_deref())
         .map_err(|e| OciError::Content(format!("{reference} ({}): {e}", manifest.digest)))?;

@@ -10,6 +10,7 @@
 use std::path::Path;
 
 use bytes::Bytes;
+use futures_util::StreamExt as _;
 use futures_util::stream;
 use oci_client::RegistryOperation;
 use serde_json::{Value, json};
@@ -63,6 +64,9 @@ fn layer_type(path: &str) -> &'static str {
     }
 }
 
+/// Blobs uploaded at once.
+const PUSH_CONCURRENCY: usize = 4;
+
 /// Pushes the model in `dir`, signed as `manifest` says (a `files`/`sha256`
 /// manifest of exactly those files) with `bundle`, to `registry`'s reference.
 pub async fn push(
@@ -108,9 +112,22 @@ pub async fn push(
         "layers": layers,
     }))
     .unwrap_or_default();
+    // Blobs go up at once (each one streamed PUT), as a pull fetches them;
+    // files with the same bytes are one blob, sent once (two uploads of one
+    // digest at once make distribution answer 500).
+    let mut unique = std::collections::HashSet::new();
+    blobs.retain(|(digest, _)| unique.insert(digest.clone()));
+    let pushed: Vec<Result<bool, OciError>> = stream::iter(
+        blobs
+            .iter()
+            .map(|(digest, blob)| registry.push_blob(digest, blob)),
+    )
+    .buffer_unordered(PUSH_CONCURRENCY)
+    .collect()
+    .await;
     let (mut sent, mut skipped) = (0, 0);
-    for (digest, blob) in &blobs {
-        if registry.push_blob(digest, blob).await? {
+    for result in pushed {
+        if result? {
             sent += 1;
         } else {
             skipped += 1;

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use sha2::Digest as _;
 
 use super::credentials::{Credential, Credentials};
+use super::http::{Http, HttpError};
 use super::layout::{IMAGE_INDEX, IMAGE_MANIFEST};
 use super::reference::ModelRef;
 
@@ -32,6 +33,9 @@ pub struct RegistryOptions {
     pub platform: Option<String>,
     /// The folder of a container image that holds the model (`--subpath`).
     pub subpath: Option<String>,
+    /// How long a connection may send nothing (default
+    /// [`super::http::IDLE_TIMEOUT`]).
+    pub read_timeout: Option<Duration>,
 }
 
 /// Why a registry operation failed. Messages name the reference, blob and
@@ -70,6 +74,9 @@ pub struct Registry {
     /// For an HTTPS registry with credentials: a client to read its auth
     /// challenge before any secret is sent.
     probe: Option<reqwest::Client>,
+    /// The read side (manifests, referrers, blobs), bounded (see
+    /// [`super::http`]).
+    pub(super) http: Http,
 }
 
 /// A manifest fetched and checked against its digest.
@@ -101,6 +108,14 @@ impl Registry {
         } else {
             None
         };
+        let http = Http::new(
+            reference,
+            credential.clone(),
+            reqwest_roots(&roots)?,
+            &opts.insecure,
+            opts.read_timeout.unwrap_or(super::http::IDLE_TIMEOUT),
+        )
+        .map_err(|e| OciError::Usage(e.to_string()))?;
         let protocol = if opts.insecure.iter().any(|h| h == reference.registry()) {
             ClientProtocol::HttpsExcept(vec![reference.registry().to_string()])
         } else {
@@ -115,7 +130,10 @@ impl Registry {
             // An index is resolved here, by digest, not by the library.
             platform_resolver: None,
             connect_timeout: Some(Duration::from_secs(10)),
-            read_timeout: Some(Duration::from_secs(60)),
+            read_timeout: Some(opts.read_timeout.unwrap_or(super::http::IDLE_TIMEOUT)),
+            // Each blob in one streamed PUT with its digest (known from the
+            // signing hash), not a PATCH per 4 MiB read.
+            use_monolithic_push: true,
             user_agent: concat!("modelgate/", env!("CARGO_PKG_VERSION")),
             ..ClientConfig::default()
         };
@@ -145,7 +163,43 @@ impl Registry {
             credential,
             platform: opts.platform.clone(),
             probe,
+            http,
         })
+    }
+
+    /// Authenticates the read side for pulling: the registry's challenge,
+    /// and a pull token for this repository when it asks for one.
+    pub async fn login_pull(&self) -> Result<(), OciError> {
+        self.http
+            .login()
+            .await
+            .map_err(|e| self.http_error("authenticate to", &self.reference, e))
+    }
+
+    /// An error of the read side, with what was being done and the
+    /// reference, never a secret (the client removed them from any text the
+    /// registry sent).
+    pub(super) fn http_error(&self, doing: &str, reference: &ModelRef, e: HttpError) -> OciError {
+        let registry = self.reference.registry();
+        match e {
+            HttpError::Cleartext(why) => OciError::Usage(why),
+            HttpError::Auth(why) => OciError::Registry(format!(
+                "cannot {doing} {reference}: authentication failed ({why}); check the credentials for {registry} in the registry config"
+            )),
+            HttpError::Status { status: 401, .. } => OciError::Registry(format!(
+                "cannot {doing} {reference}: HTTP 401: not authorized with {}; check the credentials for {registry} in the registry config (--registry-config, or a Docker config file)",
+                self.credential.describe(),
+            )),
+            HttpError::Status { status: 404, .. } => OciError::Registry(format!(
+                "cannot {doing} {reference}: not found (HTTP 404): no such repository, tag or digest"
+            )),
+            HttpError::TooLarge { what, limit } => OciError::Content(format!(
+                "{reference}: {what} is more than the {limit} bytes modelgate reads; the registry is not serving what it was asked for"
+            )),
+            other @ (HttpError::Status { .. } | HttpError::Transport(_)) => {
+                OciError::Registry(format!("cannot {doing} {reference}: {other}"))
+            }
+        }
     }
 
     /// How the client authenticates, for logs (never the secret).
@@ -225,36 +279,51 @@ impl Registry {
             "application/vnd.docker.distribution.manifest.list.v2+json",
         ];
         let mut attempt = 0;
-        let (bytes, _header_digest) = loop {
+        let at = reference
+            .digest()
+            .or(reference.tag())
+            .unwrap_or("latest")
+            .to_string();
+        let bytes = loop {
             match self
-                .client
-                .pull_manifest_raw(
-                    reference.as_client_ref(),
-                    &self.credential.to_client_auth(),
+                .http
+                .get_bounded(
+                    &format!("manifests/{at}"),
                     &accepted,
+                    MAX_MANIFEST_BYTES,
+                    "the manifest",
                 )
                 .await
             {
-                Ok(answer) => break answer,
-                Err(e) if attempt < MANIFEST_RETRIES && is_transient(&e) => {
+                Ok(Some(answer)) => break answer,
+                Ok(None) => {
+                    return Err(self.http_error(
+                        "fetch the manifest of",
+                        reference,
+                        HttpError::Status {
+                            status: 404,
+                            excerpt: String::new(),
+                        },
+                    ));
+                }
+                Err(HttpError::TooLarge { limit, .. }) => {
+                    return Err(OciError::Content(format!(
+                        "{reference}: the manifest is more than the {limit} bytes modelgate reads (the OCI distribution spec's 4 MiB); the registry is not serving a model manifest"
+                    )));
+                }
+                Err(e) if attempt < MANIFEST_RETRIES && e.is_transient() => {
                     attempt += 1;
                     tracing::warn!(
                         reference = %reference,
                         attempt,
                         "{}; retrying",
-                        self.registry_error("fetch the manifest of", &e)
+                        self.http_error("fetch the manifest of", reference, e)
                     );
                     tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
                 }
-                Err(e) => return Err(self.registry_error("fetch the manifest of", &e)),
+                Err(e) => return Err(self.http_error("fetch the manifest of", reference, e)),
             }
         };
-        if bytes.len() > MAX_MANIFEST_BYTES {
-            return Err(OciError::Content(format!(
-                "{reference}: the manifest is {} bytes, more than the {MAX_MANIFEST_BYTES} modelgate reads (the OCI distribution spec's 4 MiB); the registry is not serving a model manifest",
-                bytes.len()
-            )));
-        }
         // The digest is computed from the bytes, never taken from a header.
         let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&bytes)));
         if let Some(wanted) = reference.digest()
@@ -264,10 +333,7 @@ impl Registry {
                 "{reference}: the registry served a manifest with digest {digest}, not the {wanted} it was asked for; the registry or the network altered it"
             )));
         }
-        Ok(FetchedManifest {
-            digest,
-            bytes: bytes.to_vec(),
-        })
+        Ok(FetchedManifest { digest, bytes })
     }
 
     fn pick_platform(&self, index: &[u8]) -> Result<String, OciError> {
@@ -328,6 +394,9 @@ impl Registry {
             OciDistributionError::RequestError(err) => describe_request_error(err),
             other => other.to_string(),
         };
+        // oci-client copies what the registry or its token service sent
+        // (an error body) into its errors: never a secret of the request.
+        let detail = self.http.excerpt(detail.as_bytes());
         OciError::Registry(format!("cannot {doing} {reference}: {detail}"))
     }
 }
@@ -338,10 +407,9 @@ impl Registry {
 /// and a registry must not hold the pod past its deadline anyway.
 const MANIFEST_RETRIES: u32 = 3;
 
-/// Largest manifest or index used: the OCI distribution spec's 4 MiB
-/// (registries should accept at least that much, and need not more).
-/// oci-client reads the whole answer before this is checked, so it bounds
-/// what modelgate parses and keeps, not what a hostile registry can send.
+/// Largest manifest or index read: the OCI distribution spec's 4 MiB
+/// (registries should accept at least that much, and need not more). The
+/// read stops one byte past it, whatever the answer's headers say.
 pub const MAX_MANIFEST_BYTES: usize = 4 << 20;
 
 /// Whether a failed request is worth another attempt: a connection-level
@@ -375,7 +443,8 @@ pub fn bearer_realm(challenge: &str) -> Option<String> {
 }
 
 /// A plain HTTPS client over the same roots, for reading a challenge.
-fn probe_client(roots: &[Certificate]) -> Result<reqwest::Client, OciError> {
+/// The roots in reqwest's form.
+fn reqwest_roots(roots: &[Certificate]) -> Result<Vec<reqwest::Certificate>, OciError> {
     let mut certs = Vec::with_capacity(roots.len());
     for root in roots {
         let cert = match root.encoding {
@@ -385,6 +454,11 @@ fn probe_client(roots: &[Certificate]) -> Result<reqwest::Client, OciError> {
         .map_err(|e| OciError::Usage(format!("a CA certificate cannot be used: {e}")))?;
         certs.push(cert);
     }
+    Ok(certs)
+}
+
+fn probe_client(roots: &[Certificate]) -> Result<reqwest::Client, OciError> {
+    let certs = reqwest_roots(roots)?;
     reqwest::Client::builder()
         .tls_certs_only(certs)
         .connect_timeout(Duration::from_secs(10))

@@ -14,7 +14,7 @@ use crate::oms::manifest::{DEFAULT_IGNORES, Manifest};
 /// The model manifest of the artifact at `registry`'s reference, and the
 /// OCI manifest digest it was built from.
 pub async fn model_manifest(registry: &Registry) -> Result<(Manifest, String), OciError> {
-    registry.login().await?;
+    registry.login_pull().await?;
     let fetched = registry.manifest().await?;
     let reference = &registry.reference;
     let artifact = layout::read_manifest(&fetched.bytes, None)

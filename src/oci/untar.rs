@@ -39,6 +39,31 @@ pub struct Target {
     /// Only entries below this folder are unpacked, relative to it; the
     /// rest are skipped unread (`--subpath` in a container image).
     pub select: Option<String>,
+    /// Stops the unpacking between two entries when raised (the pull's
+    /// deadline passed, or it was cancelled).
+    pub stop: Option<std::sync::Arc<Stop>>,
+}
+
+/// The stop signal of an unpacking that runs on a blocking thread while
+/// its caller may give up: [`Stop::raise`] sets it and waits for the entry
+/// in progress to end, so that nothing is written below the model once it
+/// returns (the caller then removes the folder without a race).
+#[derive(Debug, Default)]
+pub struct Stop {
+    raised: std::sync::atomic::AtomicBool,
+    busy: std::sync::Mutex<()>,
+}
+
+impl Stop {
+    /// Stops the unpacking, and waits until no entry is being written.
+    pub fn raise(&self) {
+        self.raised.store(true, std::sync::atomic::Ordering::SeqCst);
+        drop(self.busy.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    fn raised(&self) -> bool {
+        self.raised.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 /// Where an entry of a container image layer lands when only `folder` is the
@@ -99,6 +124,16 @@ pub fn unpack(
         .entries()
         .map_err(|e| refuse("", &format!("not a tar archive: {e}")))?;
     for entry in entries {
+        // Held while this entry is written: a stop waits for it.
+        let _busy = target
+            .stop
+            .as_ref()
+            .map(|s| s.busy.lock().unwrap_or_else(|e| e.into_inner()));
+        if target.stop.as_ref().is_some_and(|s| s.raised()) {
+            return Err(OciError::Registry(format!(
+                "layer {digest}: unpacking stopped (the deadline passed, or the run was cancelled)"
+            )));
+        }
         let mut entry = entry.map_err(|e| refuse("", &format!("unreadable archive: {e}")))?;
         let full = entry.path_bytes().into_owned();
         let shown = String::from_utf8_lossy(&full).into_owned();
