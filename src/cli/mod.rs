@@ -247,7 +247,8 @@ fn verify_bundle_cmd(args: &VerifyBundleArgs) -> Verdict {
                 .map_err(|e| unusable(e.into()))?,
         )
         .map_err(|_| BundleCheckError::Rejected("the bundle is not UTF-8 JSON".into()))?;
-        let artifact = Artifact::parse(&args.artifact).map_err(BundleCheckError::Unusable)?;
+        let artifact = Artifact::parse(&args.artifact)
+            .map_err(|e| BundleCheckError::Unusable(e.to_string()))?;
         let root = args.keyless.root().map_err(unusable)?;
         match &args.key {
             Some(path) => {

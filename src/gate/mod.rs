@@ -31,7 +31,7 @@ use crate::io::{MAX_SIGNATURE_BYTES, read_bounded};
 use crate::measure::{FoundOut, Measurement, PolicyOut, SourceOut, Summary};
 use crate::model::paths::{self, normalize_relative};
 use crate::oci::layout::Unpack;
-use crate::oci::{self, ModelArtifact, ModelRef, PullOptions};
+use crate::oci::{self, ModelArtifact, ModelRef, PullOptions, RefError};
 use crate::oms::legacy::RE_SIGN_ADVICE;
 use crate::oms::manifest::Format;
 use crate::policy::{Mode, Policy, Rule};
@@ -273,7 +273,7 @@ impl Run<'_> {
             Err(e) => return self.fail(given, &shown, Verdict::Error, e.to_string(), None),
         };
         if let Err(why) = before_any_request(&model_ref, settings) {
-            return self.fail(given, &shown, Verdict::Rejected, why, None);
+            return self.fail(given, &shown, Verdict::Rejected, why.to_string(), None);
         }
         let stage = match stage::Stage::prepare(to, self.cancel) {
             Ok(stage) => stage,
@@ -286,9 +286,7 @@ impl Run<'_> {
             .clone()
             .unwrap_or_else(|| model_ref.model_name().to_string());
         let rule = policy.select(&model_name, Some(&model_ref.name())).ok();
-        let deadline = settings
-            .registry_timeout
-            .map(|limit| oci::Deadline::after(limit));
+        let deadline = settings.registry_timeout.map(oci::Deadline::after);
         let resolved = oci::within(
             &model_ref,
             "pull",
@@ -443,7 +441,8 @@ impl Run<'_> {
         let rule = match policy.select(&model_name, repository) {
             Ok(rule) => rule,
             Err(why) => {
-                let rejection = Rejection::new(Problem::Policy(why), Evidence::default());
+                let rejection =
+                    Rejection::new(Problem::Policy(why.to_string()), Evidence::default());
                 return self.reject(subject, &rejection, None);
             }
         };
@@ -579,13 +578,32 @@ fn decided<'p>(policy: &'p Policy, rule: &'p Rule) -> PolicyOut<'p> {
     }
 }
 
+/// Why the policy refuses a registry reference before anything is fetched.
+#[derive(Debug, thiserror::Error)]
+enum Refused {
+    /// The registry is not in `spec.allowedRegistries`.
+    #[error("{source} (policy {policy}, spec.allowedRegistries)")]
+    Registry {
+        /// The reference's refusal.
+        source: RefError,
+        /// The policy's name.
+        policy: String,
+    },
+    /// The rule requires a digest and the reference has a tag.
+    #[error(transparent)]
+    Tag(RefError),
+}
+
 /// What the policy says about a registry reference before anything is
 /// fetched: `spec.allowedRegistries`, and a rule's `requireDigest`.
-fn before_any_request(model_ref: &ModelRef, settings: &Settings) -> Result<(), String> {
+fn before_any_request(model_ref: &ModelRef, settings: &Settings) -> Result<(), Refused> {
     let policy = &settings.policy;
     model_ref
         .check_allowed(&policy.allowed_registries)
-        .map_err(|e| format!("{e} (policy {}, spec.allowedRegistries)", policy.name))?;
+        .map_err(|source| Refused::Registry {
+            source,
+            policy: policy.name.clone(),
+        })?;
     let name = settings
         .model_name
         .as_deref()
@@ -595,7 +613,7 @@ fn before_any_request(model_ref: &ModelRef, settings: &Settings) -> Result<(), S
     {
         model_ref
             .check_digest_required(&rule.name)
-            .map_err(|e| e.to_string())?;
+            .map_err(Refused::Tag)?;
     }
     Ok(())
 }

@@ -15,7 +15,7 @@ use serde::ser::{SerializeSeq, Serializer};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::model::Method;
+use crate::model::{Digest, Method};
 use crate::node::GpuFacts;
 use crate::oms::manifest::{Format, Manifest};
 use crate::verify::tlog::LogEvidence;
@@ -349,7 +349,7 @@ impl<'a> From<&'a AcceptedSignature> for SignerOut<'a> {
                 authority,
                 method: "key",
                 curve: Some(curve.to_string()),
-                key_fingerprint: Some(format!("sha256:{key_fingerprint}")),
+                key_fingerprint: Some(key_fingerprint.to_string()),
                 certificate: None,
                 sigstore: None,
                 transparency_log: transparency.as_ref().map(|log| LogOut {
@@ -371,7 +371,7 @@ impl<'a> From<&'a AcceptedSignature> for SignerOut<'a> {
                     certificate_fingerprint: k
                         .certificate_fingerprint
                         .as_ref()
-                        .map(|f| format!("sha256:{f}")),
+                        .map(ToString::to_string),
                     rekor: (&k.log).into(),
                     verified_timestamps: &k.log.verified_timestamps,
                 }),
@@ -391,10 +391,10 @@ impl<'a> From<&'a AcceptedSignature> for SignerOut<'a> {
                     issuer: &c.issuer,
                     subject_alt_names: &c.subject_alt_names,
                     serial: &c.serial,
-                    fingerprint: format!("sha256:{}", c.fingerprint),
+                    fingerprint: c.fingerprint.to_string(),
                     anchor: AnchorOut {
                         subject: &c.anchor_subject,
-                        fingerprint: format!("sha256:{}", c.anchor_fingerprint),
+                        fingerprint: c.anchor_fingerprint.to_string(),
                     },
                 }),
                 legacy_encoding: accepted.legacy_encoding,
@@ -591,7 +591,7 @@ impl<'a> Measurement<'a> {
     fn describe_model(&mut self, m: &'a Manifest) {
         let s = &m.serialization;
         self.model.name = Some(&m.model_name);
-        self.model.root_digest = Some(format!("sha256:{}", hex::encode(m.root_digest)));
+        self.model.root_digest = Some(Digest(m.root_digest).to_string());
         self.model.predicate_type = Some(m.format.predicate_type());
         self.model.legacy_format = m.format == Format::Legacy;
         self.model.serialization = Some(SerializationOut {

@@ -45,6 +45,71 @@ pub enum LogError {
     },
 }
 
+/// Why a log's text does not verify: the first line that is wrong, and how.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    /// An empty line.
+    #[error("line {line} is empty: the log was edited")]
+    EmptyLine {
+        /// Its number, from 1.
+        line: usize,
+    },
+    /// A line that is not JSON.
+    #[error("line {line} is not a log entry ({source}): the log was edited")]
+    NotEntry {
+        /// Its number, from 1.
+        line: usize,
+        /// Why it does not parse.
+        source: serde_json::Error,
+    },
+    /// A line without `entry`.
+    #[error("line {line} has no entry")]
+    NoEntry {
+        /// Its number, from 1.
+        line: usize,
+    },
+    /// A line without a hex `entryDigest`.
+    #[error("line {line} has no entryDigest")]
+    NoEntryDigest {
+        /// Its number, from 1.
+        line: usize,
+    },
+    /// A line whose entry does not have the digest it states.
+    #[error(
+        "line {line}: the entry was edited (its digest is {}, the line says {})",
+        hex::encode(.actual),
+        hex::encode(.stated)
+    )]
+    Edited {
+        /// Its number, from 1.
+        line: usize,
+        /// The entry's digest.
+        actual: [u8; 32],
+        /// The digest the line states.
+        stated: [u8; 32],
+    },
+    /// A line without a hex `chain`.
+    #[error("line {line} has no chain")]
+    NoChain {
+        /// Its number, from 1.
+        line: usize,
+    },
+    /// A line whose chain value does not follow from the lines before it.
+    #[error(
+        "line {line}: the chain breaks (expected {}, the line says {}): an entry before it was removed or reordered, or the line was rewritten",
+        hex::encode(.expected),
+        hex::encode(.stated)
+    )]
+    Breaks {
+        /// Its number, from 1.
+        line: usize,
+        /// The chain value the lines before it give.
+        expected: [u8; 32],
+        /// The chain value the line states.
+        stated: [u8; 32],
+    },
+}
+
 /// What a verified log holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogSummary {
@@ -181,7 +246,7 @@ pub fn verify_log(path: &Path, expect: Option<&str>) -> Result<LogSummary, LogEr
         why,
     };
     let text = String::from_utf8(bytes).map_err(|_| broken("it is not UTF-8 text".into()))?;
-    let summary = check(&text).map_err(broken)?;
+    let summary = check(&text).map_err(|e| broken(e.to_string()))?;
     if let Some(want) = expect
         && !want.eq_ignore_ascii_case(&summary.chain)
     {
@@ -195,44 +260,42 @@ pub fn verify_log(path: &Path, expect: Option<&str>) -> Result<LogSummary, LogEr
 
 /// Recomputes the chain of the log's text: the number of entries and the
 /// last chain value, or why the log is broken.
-pub fn check(text: &str) -> Result<LogSummary, String> {
+pub fn check(text: &str) -> Result<LogSummary, ChainError> {
     let mut chain = [0u8; 32];
     let mut entries = 0;
     for (i, line) in text.lines().enumerate() {
         let n = i + 1;
         if line.trim().is_empty() {
-            return Err(format!("line {n} is empty: the log was edited"));
+            return Err(ChainError::EmptyLine { line: n });
         }
         let doc: Value = serde_json::from_str(line)
-            .map_err(|e| format!("line {n} is not a log entry ({e}): the log was edited"))?;
-        let entry = doc
-            .get("entry")
-            .ok_or_else(|| format!("line {n} has no entry"))?;
+            .map_err(|source| ChainError::NotEntry { line: n, source })?;
+        let entry = doc.get("entry").ok_or(ChainError::NoEntry { line: n })?;
         let stated = doc
             .get("entryDigest")
             .and_then(Value::as_str)
             .and_then(hex_32)
-            .ok_or_else(|| format!("line {n} has no entryDigest"))?;
+            .ok_or(ChainError::NoEntryDigest { line: n })?;
         let actual: [u8; 32] = Sha256::digest(canonical(entry)).into();
         if actual != stated {
-            return Err(format!(
-                "line {n}: the entry was edited (its digest is {}, the line says {})",
-                hex::encode(actual),
-                hex::encode(stated)
-            ));
+            return Err(ChainError::Edited {
+                line: n,
+                actual,
+                stated,
+            });
         }
         let stated_chain = doc
             .get("chain")
             .and_then(Value::as_str)
             .and_then(hex_32)
-            .ok_or_else(|| format!("line {n} has no chain"))?;
+            .ok_or(ChainError::NoChain { line: n })?;
         let expected = next_chain(&chain, &actual);
         if stated_chain != expected {
-            return Err(format!(
-                "line {n}: the chain breaks (expected {}, the line says {}): an entry before it was removed or reordered, or the line was rewritten",
-                hex::encode(expected),
-                hex::encode(stated_chain)
-            ));
+            return Err(ChainError::Breaks {
+                line: n,
+                expected,
+                stated: stated_chain,
+            });
         }
         chain = expected;
         entries = n;

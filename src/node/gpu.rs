@@ -25,7 +25,8 @@ use nix::fcntl::{AtFlags, OFlag, openat, readlinkat};
 use nix::sys::stat::{FileStat, Mode, SFlag, fstat, fstatat, major, minor};
 use serde::Serialize;
 
-use super::root::{FILE_FLAGS, Root, describe, hash_regular, join, kind, read_limited};
+use super::error::{FileError, LibraryError, describe};
+use super::root::{FILE_FLAGS, Root, hash_regular, join, read_limited};
 
 /// The kernel module's version banner.
 pub const VERSION_FILE: &str = "/proc/driver/nvidia/version";
@@ -264,6 +265,7 @@ pub fn gpu_facts(root: &Path) -> GpuFacts {
     let root = match Root::open(root) {
         Ok(root) => root,
         Err(e) => {
+            let e = e.to_string();
             return GpuFacts {
                 reason: Some(e.clone()),
                 errors: vec![e],
@@ -287,7 +289,7 @@ pub fn gpu_facts(root: &Path) -> GpuFacts {
 fn driver(root: &Root, facts: &mut GpuFacts) -> bool {
     let text = match root.open_file(VERSION_FILE) {
         Err(Errno::ENOENT | Errno::ENOTDIR) => return false,
-        Err(e) => Err(describe(e)),
+        Err(e) => Err(FileError::Open(e)),
         Ok(file) => read_limited(file, MAX_PROC_BYTES),
     };
     let text = match text {
@@ -349,7 +351,7 @@ fn gpus(root: &Root, errors: &mut Vec<String>) -> Vec<Gpu> {
             let path = join(&join(GPUS_DIR, &bus_id), "information");
             let text = root
                 .open_file(&path)
-                .map_err(describe)
+                .map_err(FileError::Open)
                 .and_then(|f| read_limited(f, MAX_PROC_BYTES));
             let information = match text {
                 Ok(bytes) => parse_information(&String::from_utf8_lossy(&bytes)),
@@ -387,7 +389,7 @@ fn libraries(root: &Root, errors: &mut Vec<String>) -> Vec<Library> {
         for name in names {
             match library(root, &fd, dir, &name) {
                 Ok(lib) => out.push(lib),
-                Err(e) => errors.push(e),
+                Err(e) => errors.push(e.to_string()),
             }
         }
     }
@@ -399,15 +401,21 @@ fn libraries(root: &Root, errors: &mut Vec<String>) -> Vec<Library> {
 /// One library: a regular file is opened with `O_NOFOLLOW` and hashed; a
 /// symlink is recorded with its target and hashed through it when the
 /// target is inside the root.
-fn library(root: &Root, dir_fd: &OwnedFd, dir: &str, name: &str) -> Result<Library, String> {
+fn library(root: &Root, dir_fd: &OwnedFd, dir: &str, name: &str) -> Result<Library, LibraryError> {
     let path = join(dir, name);
-    let st = fstatat(dir_fd, name, AtFlags::AT_SYMLINK_NOFOLLOW)
-        .map_err(|e| format!("cannot stat {path}: {}", describe(e)))?;
+    let st = match fstatat(dir_fd, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(st) => st,
+        Err(errno) => return Err(LibraryError::Stat { path, errno }),
+    };
     if is(&st, SFlag::S_IFREG) {
-        let fd = openat(dir_fd, name, FILE_FLAGS | OFlag::O_NOFOLLOW, Mode::empty())
-            .map_err(|e| format!("cannot open {path}: {}", describe(e)))?;
-        let (sha256, size) =
-            hash_regular(File::from(fd), MAX_LIBRARY_BYTES).map_err(|e| format!("{path}: {e}"))?;
+        let fd = match openat(dir_fd, name, FILE_FLAGS | OFlag::O_NOFOLLOW, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(errno) => return Err(LibraryError::Open { path, errno }),
+        };
+        let (sha256, size) = match hash_regular(File::from(fd), MAX_LIBRARY_BYTES) {
+            Ok(hashed) => hashed,
+            Err(source) => return Err(LibraryError::Hash { path, source }),
+        };
         return Ok(Library {
             path,
             target: None,
@@ -417,15 +425,15 @@ fn library(root: &Root, dir_fd: &OwnedFd, dir: &str, name: &str) -> Result<Libra
         });
     }
     if !is(&st, SFlag::S_IFLNK) {
-        return Err(format!(
-            "{path}: it is {}, not a library file",
-            kind(st.st_mode)
-        ));
+        return Err(LibraryError::NotLibrary {
+            path,
+            mode: st.st_mode,
+        });
     }
-    let target = readlinkat(dir_fd, name)
-        .map_err(|e| format!("cannot read the link {path}: {}", describe(e)))?
-        .to_string_lossy()
-        .into_owned();
+    let target = match readlinkat(dir_fd, name) {
+        Ok(target) => target.to_string_lossy().into_owned(),
+        Err(errno) => return Err(LibraryError::ReadLink { path, errno }),
+    };
     let file = match root.open_file(&path) {
         Ok(file) => file,
         Err(Errno::ENOENT) => {
@@ -440,10 +448,24 @@ fn library(root: &Root, dir_fd: &OwnedFd, dir: &str, name: &str) -> Result<Libra
                 ),
             });
         }
-        Err(e) => return Err(format!("cannot open {path} -> {target}: {}", describe(e))),
+        Err(errno) => {
+            return Err(LibraryError::OpenTarget {
+                path,
+                target,
+                errno,
+            });
+        }
     };
-    let (sha256, size) =
-        hash_regular(file, MAX_LIBRARY_BYTES).map_err(|e| format!("{path} -> {target}: {e}"))?;
+    let (sha256, size) = match hash_regular(file, MAX_LIBRARY_BYTES) {
+        Ok(hashed) => hashed,
+        Err(source) => {
+            return Err(LibraryError::HashTarget {
+                path,
+                target,
+                source,
+            });
+        }
+    };
     Ok(Library {
         path,
         target: Some(target),

@@ -5,6 +5,7 @@
 //! This module observes and records; it decides nothing. What a policy
 //! requires of these facts is `crate::policy`'s business.
 
+mod error;
 pub mod gpu;
 mod root;
 

@@ -21,6 +21,8 @@ use nix::errno::Errno;
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
 use sha2::{Digest, Sha256};
 
+use super::error::{FileError, RootError};
+
 /// `O_NONBLOCK` so that opening a FIFO cannot hang; it changes nothing for
 /// regular files. `O_NOCTTY` so that a terminal device is never adopted.
 pub(super) const FILE_FLAGS: OFlag = OFlag::O_RDONLY
@@ -39,10 +41,13 @@ pub(super) struct Root {
 impl Root {
     /// Opens the root itself. Its own path may pass through symlinks (a
     /// host mount often does); what is below it is resolved inside it.
-    pub(super) fn open(path: &Path) -> Result<Self, String> {
+    pub(super) fn open(path: &Path) -> Result<Self, RootError> {
         nix::fcntl::open(path, DIR_FLAGS, nix::sys::stat::Mode::empty())
             .map(|fd| Self { fd })
-            .map_err(|e| format!("cannot open the root {}: {}", path.display(), describe(e)))
+            .map_err(|errno| RootError {
+                path: path.to_path_buf(),
+                errno,
+            })
     }
 
     /// Opens `path` (written as seen inside the root, `/dev/...`) for
@@ -68,13 +73,13 @@ impl Root {
 
 /// Reads an opened file whole, refusing more than `limit` bytes. Files in
 /// `/proc` report size 0, so the bound is on what is read, not on `fstat`.
-pub(super) fn read_limited(file: File, limit: u64) -> Result<Vec<u8>, String> {
+pub(super) fn read_limited(file: File, limit: u64) -> Result<Vec<u8>, FileError> {
     let mut bytes = Vec::new();
     file.take(limit + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| e.to_string())?;
+        .map_err(FileError::Io)?;
     if bytes.len() as u64 > limit {
-        return Err(format!("it is larger than {limit} bytes"));
+        return Err(FileError::TooLarge { limit });
     }
     Ok(bytes)
 }
@@ -82,16 +87,16 @@ pub(super) fn read_limited(file: File, limit: u64) -> Result<Vec<u8>, String> {
 /// The SHA-256 (lowercase hex) and size of an opened file, which must be a
 /// regular file of at most `limit` bytes. The descriptor that was checked is
 /// the one hashed, so a file swapped after the check is not read.
-pub(super) fn hash_regular(file: File, limit: u64) -> Result<(String, u64), String> {
-    let meta = file.metadata().map_err(|e| e.to_string())?;
+pub(super) fn hash_regular(file: File, limit: u64) -> Result<(String, u64), FileError> {
+    let meta = file.metadata().map_err(FileError::Io)?;
     if !meta.is_file() {
-        return Err(format!("it is {}, not a regular file", kind(meta.mode())));
+        return Err(FileError::NotRegular { mode: meta.mode() });
     }
     if meta.len() > limit {
-        return Err(format!(
-            "it is {} bytes, larger than the {limit} bytes modelgate hashes",
-            meta.len()
-        ));
+        return Err(FileError::TooLargeToHash {
+            size: meta.len(),
+            limit,
+        });
     }
     let mut hasher = Sha256::new();
     let mut reader = file.take(limit + 1);
@@ -102,42 +107,15 @@ pub(super) fn hash_regular(file: File, limit: u64) -> Result<(String, u64), Stri
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(FileError::Io(e)),
         };
         hasher.update(&buf[..n]);
         size += n as u64;
     }
     if size > limit {
-        return Err(format!("it grew past {limit} bytes while it was read"));
+        return Err(FileError::Grew { limit });
     }
     Ok((hex::encode(hasher.finalize()), size))
-}
-
-/// What a file of this `st_mode` is, in words.
-pub(super) fn kind(mode: u32) -> &'static str {
-    use nix::sys::stat::SFlag;
-    match SFlag::from_bits_truncate(mode & SFlag::S_IFMT.bits()) {
-        SFlag::S_IFREG => "a regular file",
-        SFlag::S_IFDIR => "a folder",
-        SFlag::S_IFLNK => "a symbolic link",
-        SFlag::S_IFIFO => "a FIFO",
-        SFlag::S_IFSOCK => "a socket",
-        SFlag::S_IFCHR => "a character device",
-        SFlag::S_IFBLK => "a block device",
-        _ => "of an unknown file type",
-    }
-}
-
-/// An errno in words a node operator can act on.
-pub(super) fn describe(errno: Errno) -> String {
-    match errno {
-        Errno::EACCES | Errno::EPERM => "permission denied; the verifier cannot read it".into(),
-        Errno::ENOTDIR => "a folder on its path is not a folder".into(),
-        Errno::ELOOP => "too many symbolic links, or a symbolic link where none may be".into(),
-        Errno::EXDEV => "it leads through a magic link".into(),
-        Errno::ENOSYS => "opening files inside a root needs openat2 (Linux 5.6 or later)".into(),
-        other => other.desc().to_string(),
-    }
 }
 
 /// `name` in the in-root folder `dir`, for messages and records.

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use base64::Engine as _;
 use serde::Deserialize;
 
-use crate::io::read_bounded;
+use crate::io::{ReadError, read_bounded};
 
 /// Largest config file read.
 const MAX_CONFIG_BYTES: u64 = 1 << 20;
@@ -75,7 +75,69 @@ pub struct CredentialError {
     /// The config file.
     pub path: PathBuf,
     /// What is wrong.
-    pub reason: String,
+    #[source]
+    pub reason: ConfigReason,
+}
+
+/// Why a config file cannot be used: it cannot be read, or its content is
+/// wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigReason {
+    /// The file cannot be read (the path is [`CredentialError::path`]).
+    #[error("{}", .0.reason)]
+    Read(ReadError),
+    /// Its content is wrong.
+    #[error(transparent)]
+    Content(#[from] ConfigError),
+}
+
+/// What is wrong with a config file's content. Messages say where, never
+/// what a value is (it may be a secret).
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// Not JSON, or not a Docker config's shape.
+    #[error("not a Docker config JSON document (line {line}, column {column})")]
+    NotJson {
+        /// Where serde stopped.
+        line: usize,
+        /// The column there.
+        column: usize,
+    },
+    /// An `auths` entry cannot be used.
+    #[error("auths[{registry:?}]: {reason}")]
+    Entry {
+        /// The entry's key, as written.
+        registry: String,
+        /// What is wrong with it.
+        reason: EntryError,
+    },
+}
+
+/// What is wrong with an `auths` entry's `auth` field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EntryError {
+    /// Not base64.
+    #[error("auth is not base64")]
+    NotBase64,
+    /// Decodes to bytes that are not UTF-8.
+    #[error("auth is not UTF-8")]
+    NotUtf8,
+    /// Decodes to text without a `:`.
+    #[error("auth is not base64 of user:password")]
+    NoColon,
+}
+
+/// A registry whose credentials a credential helper keeps: modelgate runs
+/// no helper, and going anonymous instead would hide why a pull fails.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the credentials for {registry} are kept by the credential helper docker-credential-{helper}, which modelgate does not run; put them in the config file (a Kubernetes .dockerconfigjson secret has them inline)"
+)]
+pub struct HelperNotRun {
+    /// The registry.
+    pub registry: String,
+    /// The helper's name (`ecr-login` for `docker-credential-ecr-login`).
+    pub helper: String,
 }
 
 #[derive(Deserialize)]
@@ -131,34 +193,32 @@ impl Credentials {
         let Some(path) = path else {
             return Ok(Self::default());
         };
-        let err = |reason: String| CredentialError {
+        let err = |reason: ConfigReason| CredentialError {
             path: path.to_path_buf(),
             reason,
         };
-        let bytes =
-            read_bounded("registry config", path, MAX_CONFIG_BYTES).map_err(|e| err(e.reason))?;
-        Self::parse(&bytes).map_err(err).map(|mut c| {
+        let bytes = read_bounded("registry config", path, MAX_CONFIG_BYTES)
+            .map_err(|e| err(ConfigReason::Read(e)))?;
+        Self::parse(&bytes).map_err(|e| err(e.into())).map(|mut c| {
             c.source = Some(path.to_path_buf());
             c
         })
     }
 
     /// Parses a config file's bytes.
-    pub fn parse(bytes: &[u8]) -> Result<Self, String> {
+    pub fn parse(bytes: &[u8]) -> Result<Self, ConfigError> {
         // serde's message for a bad value may quote it: say only where.
-        let doc: ConfigFile = serde_json::from_slice(bytes).map_err(|e| {
-            format!(
-                "not a Docker config JSON document (line {}, column {})",
-                e.line(),
-                e.column()
-            )
+        let doc: ConfigFile = serde_json::from_slice(bytes).map_err(|e| ConfigError::NotJson {
+            line: e.line(),
+            column: e.column(),
         })?;
         let mut by_registry = BTreeMap::new();
         for (key, entry) in doc.auths {
             let registry = normalize_registry(&key);
-            let credential = entry
-                .credential()
-                .map_err(|why| format!("auths[{key:?}]: {why}"))?;
+            let credential = entry.credential().map_err(|reason| ConfigError::Entry {
+                registry: key.clone(),
+                reason,
+            })?;
             by_registry.insert(registry, credential);
         }
         let mut helpers: BTreeMap<String, String> = doc
@@ -179,7 +239,7 @@ impl Credentials {
     /// The credential for `registry`; anonymous when the file names none.
     /// A registry left to a credential helper is an error: the helper is not
     /// run, and silently going anonymous would hide why a pull fails.
-    pub fn for_registry(&self, registry: &str) -> Result<Credential, String> {
+    pub fn for_registry(&self, registry: &str) -> Result<Credential, HelperNotRun> {
         if let Some(c) = self.by_registry.get(registry) {
             return Ok(c.clone());
         }
@@ -188,16 +248,17 @@ impl Credentials {
             return Ok(c.clone());
         }
         if let Some(helper) = self.helpers.get(registry).or_else(|| self.helpers.get("*")) {
-            return Err(format!(
-                "the credentials for {registry} are kept by the credential helper docker-credential-{helper}, which modelgate does not run; put them in the config file (a Kubernetes .dockerconfigjson secret has them inline)"
-            ));
+            return Err(HelperNotRun {
+                registry: registry.to_string(),
+                helper: helper.clone(),
+            });
         }
         Ok(Credential::Anonymous)
     }
 }
 
 impl AuthEntry {
-    fn credential(self) -> Result<Credential, String> {
+    fn credential(self) -> Result<Credential, EntryError> {
         if let Some(token) = self.identitytoken.filter(|t| !t.is_empty()) {
             return Ok(Credential::Bearer(token));
         }
@@ -212,11 +273,9 @@ impl AuthEntry {
         };
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(auth.trim())
-            .map_err(|_| "auth is not base64".to_string())?;
-        let text = String::from_utf8(decoded).map_err(|_| "auth is not UTF-8".to_string())?;
-        let (username, password) = text
-            .split_once(':')
-            .ok_or_else(|| "auth is not base64 of user:password".to_string())?;
+            .map_err(|_| EntryError::NotBase64)?;
+        let text = String::from_utf8(decoded).map_err(|_| EntryError::NotUtf8)?;
+        let (username, password) = text.split_once(':').ok_or(EntryError::NoColon)?;
         Ok(Credential::Basic {
             username: username.to_string(),
             password: password.to_string(),
@@ -291,7 +350,10 @@ mod tests {
             c.for_registry("other.example.com").unwrap(),
             Credential::Anonymous
         );
-        let err = c.for_registry("helped.example.com").unwrap_err();
+        let err = c
+            .for_registry("helped.example.com")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("docker-credential-ecr-login"), "{err}");
     }
 
@@ -314,12 +376,15 @@ mod tests {
             );
         }
         // A malformed file's error says where, not what.
-        let err = Credentials::parse(br#"{"auths": {"r": {"auth": 12345678}}}"#).unwrap_err();
+        let err = Credentials::parse(br#"{"auths": {"r": {"auth": 12345678}}}"#)
+            .unwrap_err()
+            .to_string();
         assert!(!err.contains("12345678"), "{err}");
         let bad = base64::engine::general_purpose::STANDARD.encode("no-colon-secret");
         let err =
             Credentials::parse(format!(r#"{{"auths": {{"r": {{"auth": "{bad}"}}}}}}"#).as_bytes())
-                .unwrap_err();
+                .unwrap_err()
+                .to_string();
         assert!(
             !err.contains("no-colon-secret") && !err.contains(&bad),
             "{err}"

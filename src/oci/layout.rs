@@ -10,6 +10,7 @@ use std::collections::HashSet;
 
 use serde::Deserialize;
 
+use crate::model::Digest;
 use crate::oms::manifest::validate_path;
 
 /// The layouts modelgate reads.
@@ -239,14 +240,10 @@ pub fn read_manifest(bytes: &[u8], subpath: Option<&str>) -> Result<ModelArtifac
     })
 }
 
-/// `sha256:` and 64 lowercase hex digits.
+/// `sha256:` and 64 lowercase hex digits: a [`Digest`] in the one form it
+/// prints (OCI digests are case-sensitive; an uppercase one is refused).
 pub fn is_sha256_digest(digest: &str) -> bool {
-    digest.strip_prefix("sha256:").is_some_and(|hex| {
-        hex.len() == 64
-            && hex
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    })
+    Digest::parse(digest).is_some_and(|d| d.to_string() == digest)
 }
 
 fn detect(doc: &ManifestDoc) -> Layout {

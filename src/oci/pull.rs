@@ -20,6 +20,7 @@ use tokio::io::AsyncWriteExt as _;
 
 use super::layout::{ModelArtifact, ModelLayer, Unpack};
 use super::registry::{OciError, Registry};
+use crate::model::Digest;
 use crate::verify::KnownDigests;
 
 /// Bytes gathered before each write to disk.
@@ -134,13 +135,9 @@ pub async fn download(
     let mut known = KnownDigests::new();
     for layer in &artifact.layers {
         if let Unpack::Raw(path) = &layer.unpack
-            && let Some(digest) = layer
-                .digest
-                .strip_prefix("sha256:")
-                .and_then(|h| hex::decode(h).ok())
-                .and_then(|d| <[u8; 32]>::try_from(d).ok())
+            && let Some(digest) = Digest::parse(&layer.digest)
         {
-            known.insert(path.clone(), (digest, layer.size));
+            known.insert(path.clone(), (digest.0, layer.size));
         }
     }
     Ok(known)
@@ -226,7 +223,7 @@ async fn fetch_layer(
         .sync_data()
         .await
         .map_err(|e| OciError::Registry(format!("cannot write {path}: {e}")))?;
-    let digest = format!("sha256:{}", hex::encode(hasher.finalize()));
+    let digest = Digest(hasher.finalize().into()).to_string();
     if digest != layer.digest {
         return Err(mismatch(path, &layer.digest, &digest));
     }

@@ -14,11 +14,11 @@ use futures_util::StreamExt as _;
 use futures_util::stream;
 use oci_client::RegistryOperation;
 use serde_json::{Value, json};
-use sha2::Digest as _;
 use tokio::io::AsyncReadExt as _;
 
 use super::layout::{IMAGE_INDEX, IMAGE_MANIFEST};
 use super::registry::{OciError, Registry};
+use crate::model::Digest;
 use crate::oms::bundle::BUNDLE_MEDIA_TYPE_V03;
 use crate::oms::manifest::{Manifest, PREDICATE_TYPE};
 
@@ -83,7 +83,16 @@ pub async fn push(
         let size = std::fs::metadata(&path)
             .map_err(|e| OciError::Usage(format!("cannot read {}: {e}", path.display())))?
             .len();
-        let digest = format!("sha256:{}", hex::encode(digest));
+        // The layer's digest is the file's, so only a SHA-256 one will do.
+        let digest = <[u8; 32]>::try_from(digest.as_slice())
+            .map(Digest)
+            .map_err(|_| {
+                OciError::Usage(format!(
+                    "{}: the signature gives no SHA-256 digest for it; a model is pushed signed by file with sha256",
+                    key.path
+                ))
+            })?
+            .to_string();
         layers.push(json!({
             "mediaType": layer_type(&key.path),
             "digest": digest,
@@ -192,7 +201,7 @@ pub async fn push(
 
 /// `sha256:<hex>` of `bytes`.
 pub fn sha256(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
+    Digest::of(bytes).to_string()
 }
 
 /// A blob to send: a file of the model (streamed), or bytes in memory.

@@ -8,6 +8,8 @@ use std::fmt;
 
 use oci_client::Reference;
 
+use crate::model::Digest;
+
 /// The scheme that marks a model argument as a registry reference.
 pub const SCHEME: &str = "oci://";
 
@@ -81,10 +83,10 @@ impl ModelRef {
         }
         let inner = Reference::try_from(rest).map_err(|e| invalid(&e.to_string()))?;
         if let Some(digest) = inner.digest() {
-            let hex = digest
-                .strip_prefix("sha256:")
-                .ok_or_else(|| invalid("only sha256 digests are supported"))?;
-            if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            if !digest.starts_with("sha256:") {
+                return Err(invalid("only sha256 digests are supported"));
+            }
+            if Digest::parse(digest).is_none() {
                 return Err(invalid("the digest is not sha256:<64 hex digits>"));
             }
         }

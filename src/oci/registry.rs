@@ -10,12 +10,12 @@ use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientP
 use oci_client::errors::OciDistributionError;
 use oci_client::{Client, RegistryOperation};
 use serde::Deserialize;
-use sha2::Digest as _;
 
 use super::credentials::{Credential, Credentials};
 use super::http::{Http, HttpError};
 use super::layout::{IMAGE_INDEX, IMAGE_MANIFEST};
 use super::reference::ModelRef;
+use crate::model::Digest;
 
 /// How to reach registries.
 #[derive(Clone, Debug, Default)]
@@ -100,7 +100,7 @@ impl Registry {
             .map_err(|e| OciError::Usage(e.to_string()))?;
         let credential = credentials
             .for_registry(reference.registry())
-            .map_err(OciError::Usage)?;
+            .map_err(|e| OciError::Usage(e.to_string()))?;
         let roots = trusted_roots(&opts.ca_files)?;
         let https = !opts.insecure.iter().any(|h| h == reference.registry());
         let probe = if https && !matches!(credential, Credential::Anonymous) {
@@ -325,7 +325,7 @@ impl Registry {
             }
         };
         // The digest is computed from the bytes, never taken from a header.
-        let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&bytes)));
+        let digest = Digest::of(&bytes).to_string();
         if let Some(wanted) = reference.digest()
             && wanted != digest
         {
@@ -585,9 +585,29 @@ pub fn media_type(bytes: &[u8]) -> Option<String> {
     }
 }
 
+/// Why an image index gives no manifest to pull for a platform.
+#[derive(Debug, thiserror::Error)]
+pub enum PlatformError {
+    /// The index is not JSON of an image index's shape.
+    #[error("the image index is malformed: {0}")]
+    Malformed(serde_json::Error),
+    /// No manifest is for the platform.
+    #[error("the image index has no manifest for platform {wanted}; pick one with --platform")]
+    Missing {
+        /// The platform (`os/arch[/variant]`).
+        wanted: String,
+    },
+    /// The platform's manifest is named by another digest than SHA-256.
+    #[error("the image index names digest {digest:?}, not sha256:<64 hex digits>")]
+    Digest {
+        /// The digest as written.
+        digest: String,
+    },
+}
+
 /// The digest of the manifest for platform `wanted` (`os/arch[/variant]`)
 /// in an image index, or why there is none.
-pub fn pick_platform(index: &[u8], wanted: &str) -> Result<String, String> {
+pub fn pick_platform(index: &[u8], wanted: &str) -> Result<String, PlatformError> {
     #[derive(Deserialize)]
     struct Index {
         manifests: Vec<Entry>,
@@ -605,8 +625,7 @@ pub fn pick_platform(index: &[u8], wanted: &str) -> Result<String, String> {
         #[serde(default)]
         variant: Option<String>,
     }
-    let doc: Index =
-        serde_json::from_slice(index).map_err(|e| format!("the image index is malformed: {e}"))?;
+    let doc: Index = serde_json::from_slice(index).map_err(PlatformError::Malformed)?;
     let found = doc.manifests.iter().find(|m| {
         m.platform.as_ref().is_some_and(|p| {
             let name = match &p.variant {
@@ -616,14 +635,13 @@ pub fn pick_platform(index: &[u8], wanted: &str) -> Result<String, String> {
             name == wanted || format!("{}/{}", p.os, p.architecture) == wanted
         })
     });
-    let entry = found.ok_or_else(|| {
-        format!("the image index has no manifest for platform {wanted}; pick one with --platform")
+    let entry = found.ok_or_else(|| PlatformError::Missing {
+        wanted: wanted.to_string(),
     })?;
     if !super::layout::is_sha256_digest(&entry.digest) {
-        return Err(format!(
-            "the image index names digest {:?}, not sha256:<64 hex digits>",
-            entry.digest
-        ));
+        return Err(PlatformError::Digest {
+            digest: entry.digest.clone(),
+        });
     }
     Ok(entry.digest.clone())
 }

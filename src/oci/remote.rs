@@ -8,7 +8,7 @@
 
 use super::layout::{self, Unpack};
 use super::registry::{OciError, Registry};
-use crate::model::{HashAlgorithm, IgnoreRules, Method, ResourceKey, Serialization};
+use crate::model::{Digest, HashAlgorithm, IgnoreRules, Method, ResourceKey, Serialization};
 use crate::oms::manifest::{DEFAULT_IGNORES, Manifest};
 
 /// The model manifest of the artifact at `registry`'s reference, and the
@@ -31,10 +31,8 @@ pub async fn model_manifest(registry: &Registry) -> Result<(Manifest, String), O
         if ignores.is_ignored(path) {
             continue;
         }
-        let digest = layer
-            .digest
-            .strip_prefix("sha256:")
-            .and_then(|h| hex::decode(h).ok())
+        let digest = Digest::parse(&layer.digest)
+            .map(|d| d.0.to_vec())
             .ok_or_else(|| {
                 OciError::Content(format!(
                     "{reference}: layer digest {} is not sha256",

@@ -178,7 +178,7 @@ pub fn unpack(
             ));
         }
         let path = base.join(&rel);
-        no_symlink_below(&base, &rel).map_err(|why| refuse(&shown, &why))?;
+        no_symlink_below(&base, &rel).map_err(|why| refuse(&shown, &why.to_string()))?;
         let kind = header.entry_type();
         match kind {
             tar::EntryType::Directory => {
@@ -273,7 +273,7 @@ pub fn unpack(
                         ));
                     }
                 };
-                no_symlink_below(&base, &source).map_err(|why| refuse(&shown, &why))?;
+                no_symlink_below(&base, &source).map_err(|why| refuse(&shown, &why.to_string()))?;
                 let from = base.join(&source);
                 let meta = std::fs::symlink_metadata(&from).map_err(|_| {
                     refuse(
@@ -329,26 +329,30 @@ fn entry_path(raw: &[u8]) -> Result<Option<PathBuf>, &'static str> {
     Ok((!out.as_os_str().is_empty()).then_some(out))
 }
 
+/// An entry whose path passes through something other than a folder.
+#[derive(Debug, thiserror::Error)]
+enum NotBelowFolder {
+    /// A parent is a symbolic link.
+    #[error("would be written through the symbolic link {}", .0.display())]
+    Symlink(PathBuf),
+    /// A parent is a file.
+    #[error("would be written below the file {}", .0.display())]
+    File(PathBuf),
+}
+
 /// Refuses a path whose existing parents include a symbolic link: nothing
 /// is ever written through one.
-fn no_symlink_below(base: &Path, rel: &Path) -> Result<(), String> {
+fn no_symlink_below(base: &Path, rel: &Path) -> Result<(), NotBelowFolder> {
     let mut at = base.to_path_buf();
     let parents: Vec<_> = rel.components().collect();
     for component in parents.iter().take(parents.len().saturating_sub(1)) {
         at.push(component);
+        let shown = || at.strip_prefix(base).unwrap_or(&at).to_path_buf();
         match std::fs::symlink_metadata(&at) {
             Ok(meta) if meta.file_type().is_symlink() => {
-                return Err(format!(
-                    "would be written through the symbolic link {}",
-                    at.strip_prefix(base).unwrap_or(&at).display()
-                ));
+                return Err(NotBelowFolder::Symlink(shown()));
             }
-            Ok(meta) if !meta.is_dir() => {
-                return Err(format!(
-                    "would be written below the file {}",
-                    at.strip_prefix(base).unwrap_or(&at).display()
-                ));
-            }
+            Ok(meta) if !meta.is_dir() => return Err(NotBelowFolder::File(shown())),
             _ => {}
         }
     }

@@ -6,11 +6,13 @@ use std::path::{Path, PathBuf};
 use glob::Pattern;
 use serde::Deserialize;
 
+use super::error::{AuthorityError, DocumentError, GpuError, RuleError, SourceError};
 use super::{
     API_VERSION, Authority, GpuRequirement, KIND, LibraryPin, Mode, Policy, Rule, VersionRange,
 };
+use crate::model::Digest;
 use crate::node::DriverVersion;
-use crate::node::gpu::{LIBRARY_FAMILIES, is_driver_library};
+use crate::node::gpu::is_driver_library;
 use crate::trust::sigstore::{self, Identity, Keyless, Matcher};
 use crate::trust::{Certificate, PublicKey, TrustedMaterial};
 
@@ -151,28 +153,29 @@ struct CertificateDoc {
 }
 
 impl Doc {
-    pub(super) fn compile(self, base: &Path) -> Result<Policy, String> {
+    pub(super) fn compile(self, base: &Path) -> Result<Policy, DocumentError> {
         if self.api_version != API_VERSION || self.kind != KIND {
-            return Err(format!(
-                "expected apiVersion {API_VERSION} and kind {KIND}, found {} {}",
-                self.api_version, self.kind
-            ));
+            return Err(DocumentError::Kind {
+                api_version: self.api_version,
+                kind: self.kind,
+            });
         }
         if self.spec.models.is_empty() {
-            return Err(
-                "spec.models is empty: a policy that matches no model trusts nothing".into(),
-            );
+            return Err(DocumentError::NoModels);
         }
         let mut rules: Vec<Rule> = Vec::new();
-        for (i, doc) in self.spec.models.into_iter().enumerate() {
-            let at = format!("spec.models[{i}] ({})", doc.name);
-            if rules.iter().any(|r| r.name == doc.name) {
-                return Err(format!("{at}: rule name {:?} is used twice", doc.name));
+        for (index, doc) in self.spec.models.into_iter().enumerate() {
+            let name = doc.name.clone();
+            if rules.iter().any(|r| r.name == name) {
+                return Err(DocumentError::DuplicateRule { index, name });
             }
-            rules.push(
-                doc.compile(base, self.spec.mode)
-                    .map_err(|e| format!("{at}: {e}"))?,
-            );
+            rules.push(doc.compile(base, self.spec.mode).map_err(|source| {
+                DocumentError::Rule {
+                    index,
+                    name,
+                    source: Box::new(source),
+                }
+            })?);
         }
         let name = if self.metadata.name.is_empty() {
             "unnamed".into()
@@ -184,7 +187,7 @@ impl Doc {
             .gpu
             .map(GpuDoc::compile)
             .transpose()
-            .map_err(|e| format!("spec.gpu.{e}"))?;
+            .map_err(DocumentError::Gpu)?;
         Ok(Policy {
             name,
             rules,
@@ -195,28 +198,28 @@ impl Doc {
 }
 
 impl GpuDoc {
-    /// Errors start with the field they are about, below `spec.gpu.`.
-    fn compile(self) -> Result<GpuRequirement, String> {
+    fn compile(self) -> Result<GpuRequirement, GpuError> {
         let driver_version = self.driver_version.map(RangeDoc::compile).transpose()?;
         let mut libraries: Vec<LibraryPin> = Vec::new();
-        for (i, lib) in self.libraries.into_iter().enumerate() {
-            let at = format!("libraries[{i}]");
+        for (index, lib) in self.libraries.into_iter().enumerate() {
             if !is_driver_library(&lib.name) {
-                return Err(format!(
-                    "{at}.name: {:?} is not a driver library modelgate measures (a file name starting with one of {})",
-                    lib.name,
-                    LIBRARY_FAMILIES.join(", ")
-                ));
+                return Err(GpuError::NotDriverLibrary {
+                    index,
+                    name: lib.name,
+                });
             }
             if libraries.iter().any(|l| l.name == lib.name) {
-                return Err(format!("{at}.name: {:?} is listed twice", lib.name));
+                return Err(GpuError::DuplicateLibrary {
+                    index,
+                    name: lib.name,
+                });
             }
             let sha256 = lib.sha256.to_ascii_lowercase();
             if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(format!(
-                    "{at}.sha256: {:?} is not 64 hex digits (sha256sum's output, without a sha256: prefix)",
-                    lib.sha256
-                ));
+                return Err(GpuError::NotHex {
+                    index,
+                    value: lib.sha256,
+                });
             }
             libraries.push(LibraryPin {
                 name: lib.name,
@@ -232,73 +235,70 @@ impl GpuDoc {
 }
 
 impl RangeDoc {
-    fn compile(self) -> Result<VersionRange, String> {
-        let version = |what: &str, v: Option<String>| {
-            v.map(|text| {
-                DriverVersion::parse(&text).ok_or_else(|| {
-                    format!(
-                        "driverVersion.{what}: {text:?} is not a version of dot-separated numbers, such as \"535.104.05\""
-                    )
-                })
-            })
-            .transpose()
+    fn compile(self) -> Result<VersionRange, GpuError> {
+        let version = |bound: &'static str, v: Option<String>| {
+            v.map(|text| DriverVersion::parse(&text).ok_or(GpuError::NotVersion { bound, text }))
+                .transpose()
         };
         let range = VersionRange {
             min: version("min", self.min)?,
             max: version("max", self.max)?,
         };
         match (&range.min, &range.max) {
-            (None, None) => {
-                Err("driverVersion: give min (inclusive), max (exclusive) or both".into())
-            }
-            (Some(min), Some(max)) if min >= max => Err(format!(
-                "driverVersion: min {min} is not below max {max}, so no driver is allowed (min is inclusive, max exclusive)"
-            )),
+            (None, None) => Err(GpuError::NoBound),
+            (Some(min), Some(max)) if min >= max => Err(GpuError::EmptyRange {
+                min: min.clone(),
+                max: max.clone(),
+            }),
             _ => Ok(range),
         }
     }
 }
 
 impl RuleDoc {
-    fn compile(self, base: &Path, default_mode: Mode) -> Result<Rule, String> {
-        let patterns = |what: &str, list: &[String]| {
+    fn compile(self, base: &Path, default_mode: Mode) -> Result<Rule, RuleError> {
+        let patterns = |field: &'static str, list: &[String]| {
             list.iter()
-                .map(|p| Pattern::new(p).map_err(|e| format!("{what}: bad glob {p:?}: {e}")))
+                .map(|p| {
+                    Pattern::new(p).map_err(|source| RuleError::Glob {
+                        field,
+                        pattern: p.clone(),
+                        source,
+                    })
+                })
                 .collect::<Result<Vec<_>, _>>()
         };
         let names = patterns("match.names", &self.matches.names)?;
         let repositories = patterns("match.repositories", &self.matches.repositories)?;
         if names.is_empty() && repositories.is_empty() {
-            return Err("match names no model (use names: [\"*\"] to match every model)".into());
+            return Err(RuleError::NoMatch);
         }
         if self.authorities.is_empty() {
-            return Err("authorities is empty: a rule must name who may sign".into());
+            return Err(RuleError::NoAuthorities);
         }
         let mut authorities: Vec<Authority> = Vec::new();
         for a in self.authorities {
             if authorities.iter().any(|b| b.name == a.name) {
-                return Err(format!("authority name {:?} is used twice", a.name));
+                return Err(RuleError::DuplicateAuthority { name: a.name });
             }
             let name = a.name.clone();
-            authorities.push(
-                a.compile(base)
-                    .map_err(|e| format!("authority {name}: {e}"))?,
-            );
+            authorities.push(a.compile(base).map_err(|source| RuleError::Authority {
+                name,
+                source: Box::new(source),
+            })?);
         }
         let count = self.count.unwrap_or(1);
         if count == 0 || count > authorities.len() {
-            return Err(format!(
-                "count is {count}, but must be between 1 and the {} authorities",
-                authorities.len()
-            ));
+            return Err(RuleError::Count {
+                count,
+                authorities: authorities.len(),
+            });
         }
         let root_digest = self
             .root_digest
-            .map(|d| {
-                d.strip_prefix("sha256:")
-                    .and_then(|h| hex::decode(h).ok())
-                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                    .ok_or_else(|| format!("rootDigest {d:?} is not sha256:<64 hex digits>"))
+            .map(|value| match Digest::parse(&value) {
+                Some(d) => Ok(d.0),
+                None => Err(RuleError::RootDigest { value }),
             })
             .transpose()?;
         Ok(Rule {
@@ -318,12 +318,9 @@ impl RuleDoc {
 }
 
 impl AuthorityDoc {
-    fn compile(self, base: &Path) -> Result<Authority, String> {
+    fn compile(self, base: &Path) -> Result<Authority, AuthorityError> {
         if self.ctlog.is_some() && self.key.is_none() {
-            return Err(
-                "ctlog goes with a key authority (keyless signatures are always checked against their log)"
-                    .into(),
-            );
+            return Err(AuthorityError::CtlogWithoutKey);
         }
         let trust = match (self.key, self.keyless, self.certificate) {
             (Some(key), None, None) => {
@@ -336,18 +333,18 @@ impl AuthorityDoc {
                             .map(|s| s.read(base, "ctlog.trustedRoot"))
                             .transpose()?;
                         let root = sigstore::trusted_root(json.as_deref())
-                            .map_err(|e| format!("ctlog.trustedRoot: {e}"))?;
+                            .map_err(AuthorityError::CtlogRoot)?;
                         Some(Box::new(root))
                     }
                 };
                 TrustedMaterial::Keys {
-                    keys: vec![PublicKey::from_pem(&pem).map_err(|e| format!("key: {e}"))?],
+                    keys: vec![PublicKey::from_pem(&pem).map_err(AuthorityError::Key)?],
                     transparency,
                 }
             }
             (None, Some(keyless), None) => {
                 if keyless.identities.is_empty() {
-                    return Err("keyless.identities is empty: name who may sign".into());
+                    return Err(AuthorityError::NoIdentities);
                 }
                 let identities = keyless
                     .identities
@@ -358,20 +355,20 @@ impl AuthorityDoc {
                     .trusted_root
                     .map(|s| s.read(base, "keyless.trustedRoot"))
                     .transpose()?;
-                let root =
-                    sigstore::trusted_root(root_json.as_deref()).map_err(|e| e.to_string())?;
+                let root = sigstore::trusted_root(root_json.as_deref())
+                    .map_err(AuthorityError::KeylessRoot)?;
                 TrustedMaterial::Sigstore(Box::new(Keyless { root, identities }))
             }
             (None, None, Some(cert)) => {
                 if cert.anchors.is_empty() {
-                    return Err("certificate.anchors is empty".into());
+                    return Err(AuthorityError::NoAnchors);
                 }
                 let mut anchors = Vec::new();
                 for source in cert.anchors {
                     let pem = source.read(base, "certificate.anchors")?;
                     anchors.extend(
                         Certificate::from_pem_bundle(pem.as_bytes())
-                            .map_err(|e| format!("certificate.anchors: {e}"))?,
+                            .map_err(AuthorityError::Anchors)?,
                     );
                 }
                 TrustedMaterial::Certificates {
@@ -379,7 +376,7 @@ impl AuthorityDoc {
                     allow_expired: cert.allow_expired,
                 }
             }
-            _ => return Err("give exactly one of key, keyless or certificate".into()),
+            _ => return Err(AuthorityError::NotOneKind),
         };
         Ok(Authority {
             name: self.name,
@@ -389,13 +386,12 @@ impl AuthorityDoc {
 }
 
 impl IdentityDoc {
-    fn compile(self) -> Result<Identity, String> {
-        let one = |what: &str, exact: Option<String>, re: Option<String>| match (exact, re) {
+    fn compile(self) -> Result<Identity, AuthorityError> {
+        let one = |field: &'static str, exact: Option<String>, re: Option<String>| match (exact, re)
+        {
             (Some(e), None) => Ok(Matcher::Exact(e)),
-            (None, Some(r)) => Matcher::regex(&r).map_err(|e| e.to_string()),
-            _ => Err(format!(
-                "an identity needs exactly one of {what} and {what}RegExp"
-            )),
+            (None, Some(r)) => Matcher::regex(&r).map_err(AuthorityError::IdentityRegex),
+            _ => Err(AuthorityError::IdentityField { field }),
         };
         Ok(Identity {
             subject: one("subject", self.subject, self.subject_reg_exp)?,
@@ -405,18 +401,17 @@ impl IdentityDoc {
 }
 
 impl Source {
-    fn read(self, base: &Path, what: &str) -> Result<String, String> {
+    fn read(self, base: &Path, field: &'static str) -> Result<String, SourceError> {
         match (self.data, self.path) {
             (Some(data), None) => Ok(data),
             (None, Some(path)) => {
                 let full = base.join(path);
                 let bytes =
                     crate::io::read_bounded("policy reference", &full, crate::io::MAX_KEY_BYTES)
-                        .map_err(|e| format!("{what}: {e}"))?;
-                String::from_utf8(bytes)
-                    .map_err(|_| format!("{what}: {} is not text", full.display()))
+                        .map_err(|source| SourceError::Read { field, source })?;
+                String::from_utf8(bytes).map_err(|_| SourceError::NotText { field, path: full })
             }
-            _ => Err(format!("{what}: give exactly one of data or path")),
+            _ => Err(SourceError::NotOne { field }),
         }
     }
 }

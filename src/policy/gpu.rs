@@ -381,7 +381,7 @@ mod tests {
         );
         let path = dir.path().join("p.yaml");
         std::fs::write(&path, text).unwrap();
-        Policy::from_file(&path).map_err(|e| e.reason)
+        Policy::from_file(&path).map_err(|e| e.reason.to_string())
     }
 
     #[test]

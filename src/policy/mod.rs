@@ -11,6 +11,7 @@
 //! model that no rule matches is rejected.
 
 mod document;
+mod error;
 mod gpu;
 
 use std::path::Path;
@@ -18,8 +19,11 @@ use std::path::Path;
 use glob::{MatchOptions, Pattern};
 use serde::Deserialize;
 
+use crate::io::ReadError;
+use crate::model::Digest;
 use crate::trust::{Certificate, TrustedMaterial};
 
+pub use error::{AuthorityError, DocumentError, GpuError, RuleError, SourceError};
 pub use gpu::{GpuRequirement, LibraryPin, VersionRange};
 
 /// The policy document's `apiVersion`.
@@ -48,7 +52,32 @@ pub struct PolicyError {
     /// The policy file.
     pub path: String,
     /// What is wrong, in words that point at the field.
-    pub reason: String,
+    #[source]
+    pub reason: PolicyReason,
+}
+
+/// Why a policy file cannot be used: it cannot be read, or its document is
+/// wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyReason {
+    /// The file cannot be read.
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    /// The document is not a usable `ModelPolicy`.
+    #[error(transparent)]
+    Document(#[from] DocumentError),
+}
+
+/// No rule of a policy matches a model; nothing is trusted by default.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "no rule of policy {policy} matches model {model:?}; nothing is trusted by default: add a rule for it"
+)]
+pub struct NoRule {
+    /// The policy's name.
+    pub policy: String,
+    /// The model's name.
+    pub model: String,
 }
 
 /// A compiled, checked policy.
@@ -132,46 +161,46 @@ impl Policy {
     /// Reads, parses and compiles a policy file. Key, certificate and
     /// trusted-root paths in it are relative to the file's folder.
     pub fn from_file(path: &Path) -> Result<Self, PolicyError> {
-        let err = |reason: String| PolicyError {
+        let err = |reason: PolicyReason| PolicyError {
             path: path.display().to_string(),
             reason,
         };
-        let bytes = crate::io::read_bounded("policy", path, MAX_POLICY_BYTES)
-            .map_err(|e| err(e.to_string()))?;
+        let bytes =
+            crate::io::read_bounded("policy", path, MAX_POLICY_BYTES).map_err(|e| err(e.into()))?;
         let base = path.parent().unwrap_or(Path::new("."));
-        Self::parse(&bytes, base).map_err(err)
+        Self::parse(&bytes, base).map_err(|e| err(e.into()))
     }
 
     /// Parses and compiles a policy document (YAML, or JSON when it starts
     /// with `{`); key, certificate and trusted-root paths in it are read
     /// relative to `base`.
-    pub fn parse(bytes: &[u8], base: &Path) -> Result<Self, String> {
+    pub fn parse(bytes: &[u8], base: &Path) -> Result<Self, DocumentError> {
         if bytes.len() as u64 > MAX_POLICY_BYTES {
-            return Err(format!("it is larger than {MAX_POLICY_BYTES} bytes"));
+            return Err(DocumentError::TooLarge {
+                limit: MAX_POLICY_BYTES,
+            });
         }
-        let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())?;
+        let text = std::str::from_utf8(bytes).map_err(|_| DocumentError::NotUtf8)?;
         let doc: document::Doc = if text.trim_start().starts_with('{') {
-            serde_json::from_str(text).map_err(|e| e.to_string())?
+            serde_json::from_str(text).map_err(DocumentError::Json)?
         } else {
-            serde_saphyr::from_str(text).map_err(|e| e.to_string())?
+            serde_saphyr::from_str(text).map_err(|e| DocumentError::Yaml(Box::new(e)))?
         };
         doc.compile(base)
     }
 
     /// The rule for a model: the first whose names (or, for a model from a
     /// registry, repositories) match.
-    pub fn select(&self, model_name: &str, repository: Option<&str>) -> Result<&Rule, String> {
+    pub fn select(&self, model_name: &str, repository: Option<&str>) -> Result<&Rule, NoRule> {
         self.rules
             .iter()
             .find(|r| {
                 r.names.iter().any(|p| p.matches(model_name))
                     || repository.is_some_and(|repo| r.repositories.iter().any(|p| p.matches(repo)))
             })
-            .ok_or_else(|| {
-                format!(
-                    "no rule of policy {} matches model {model_name:?}; nothing is trusted by default: add a rule for it",
-                    self.name
-                )
+            .ok_or_else(|| NoRule {
+                policy: self.name.clone(),
+                model: model_name.to_string(),
             })
     }
 
@@ -225,10 +254,7 @@ impl Policy {
                 ));
             }
             if let Some(d) = r.root_digest {
-                out.push_str(&format!(
-                    "    pinned root digest: sha256:{}\n",
-                    hex::encode(d)
-                ));
+                out.push_str(&format!("    pinned root digest: {}\n", Digest(d)));
             }
             if r.require_digest {
                 out.push_str("    registry references: by digest only (a tag is refused)\n");
@@ -279,10 +305,7 @@ fn covers(pattern: &Pattern, path: &str) -> bool {
 fn describe(trust: &TrustedMaterial) -> String {
     match trust {
         TrustedMaterial::Keys { keys, transparency } => {
-            let fps: Vec<String> = keys
-                .iter()
-                .map(|k| format!("sha256:{}", k.fingerprint()))
-                .collect();
+            let fps: Vec<String> = keys.iter().map(|k| k.digest().to_string()).collect();
             let logged = match transparency {
                 None => String::new(),
                 Some(root) => {
@@ -324,7 +347,10 @@ mod tests {
     fn a_policy_over_its_size_limit_is_refused_before_parsing() {
         let big = vec![b' '; MAX_POLICY_BYTES as usize + 1];
         let err = Policy::parse(&big, Path::new(".")).map(|_| ()).unwrap_err();
-        assert_eq!(err, format!("it is larger than {MAX_POLICY_BYTES} bytes"));
+        assert_eq!(
+            err.to_string(),
+            format!("it is larger than {MAX_POLICY_BYTES} bytes")
+        );
     }
 
     use super::*;

@@ -27,7 +27,7 @@ use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAltName};
 
 use super::keys::PublicKey;
-use crate::model::hashing;
+use crate::model::Digest;
 
 /// Longest path (leaf to anchor, excluded) followed.
 const MAX_INTERMEDIATES: usize = 8;
@@ -162,9 +162,14 @@ impl Certificate {
         hex::encode(self.cert.tbs_certificate.serial_number.as_bytes())
     }
 
-    /// Hex SHA-256 of the DER encoding.
+    /// SHA-256 of the DER encoding.
+    pub fn digest(&self) -> Digest {
+        Digest::of(&self.der)
+    }
+
+    /// Hex SHA-256 of the DER encoding (without `sha256:`).
     pub fn fingerprint(&self) -> String {
-        hex::encode(hashing::sha256(&self.der))
+        hex::encode(self.digest().0)
     }
 
     /// Subject alternative names: emails, URIs and DNS names.

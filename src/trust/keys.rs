@@ -14,7 +14,7 @@ use std::fmt;
 use p256::ecdsa::signature::{Signer as _, Verifier as _};
 use p256::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePublicKey, LineEnding};
 
-use crate::model::hashing;
+use crate::model::{Digest, hashing};
 
 /// A curve the format supports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,12 +58,7 @@ pub enum PublicKey {
 
 impl fmt::Debug for PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "PublicKey({} sha256:{})",
-            self.curve(),
-            self.fingerprint()
-        )
+        write!(f, "PublicKey({} {})", self.curve(), self.digest())
     }
 }
 
@@ -123,10 +118,16 @@ impl PublicKey {
         pem.unwrap_or_default()
     }
 
-    /// Hex SHA-256 of [`Self::to_pem`]: the bundle's `publicKey.hint` and the
-    /// key fingerprint recorded in measurements.
+    /// SHA-256 of [`Self::to_pem`]: the key fingerprint recorded in
+    /// measurements.
+    pub fn digest(&self) -> Digest {
+        Digest::of(self.to_pem().as_bytes())
+    }
+
+    /// Hex SHA-256 of [`Self::to_pem`] (without `sha256:`): the bundle's
+    /// `publicKey.hint`.
     pub fn fingerprint(&self) -> String {
-        hex::encode(hashing::sha256(self.to_pem().as_bytes()))
+        hex::encode(self.digest().0)
     }
 
     /// Checks a DER ECDSA signature over `message` with the curve's hash.

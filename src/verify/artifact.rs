@@ -11,7 +11,7 @@ use sigstore_verify::{
     PublicKeyVerificationPolicy, VerificationPolicy, VerificationResult, Verifier,
 };
 
-use crate::trust::sigstore::Identity;
+use crate::trust::sigstore::{Identity, Matcher};
 
 /// What was signed: a file, or its SHA-256.
 #[derive(Clone, Debug)]
@@ -22,13 +22,29 @@ pub enum Artifact<'a> {
     Digest(Sha256Hash),
 }
 
+/// An artifact argument that starts with `sha256:` but is not a SHA-256
+/// digest.
+#[derive(Debug, thiserror::Error)]
+#[error("{arg}: not a SHA-256 digest: {source}")]
+pub struct NotADigest {
+    /// The argument.
+    pub arg: String,
+    /// What is wrong with its hex.
+    pub source: sigstore_types::Error,
+}
+
 impl<'a> Artifact<'a> {
     /// `sha256:<64 hex>` is a digest; anything else is a path.
-    pub fn parse(arg: &'a str) -> Result<Self, String> {
+    pub fn parse(arg: &'a str) -> Result<Self, NotADigest> {
+        // Not `model::Digest::parse`: a malformed digest is refused with
+        // what is wrong with its hex, as sigstore-types says it.
         match arg.strip_prefix("sha256:") {
             Some(hex) => Sha256Hash::from_hex(hex)
                 .map(Self::Digest)
-                .map_err(|e| format!("{arg}: not a SHA-256 digest: {e}")),
+                .map_err(|source| NotADigest {
+                    arg: arg.to_string(),
+                    source,
+                }),
             None => Ok(Self::File(Path::new(arg))),
         }
     }
@@ -93,11 +109,13 @@ pub fn verify_bundle(
                 &bundle,
                 &VerificationPolicy::any_identity(),
             )?;
-            check_identity(&result, std::slice::from_ref(*identity)).map_err(reject)?;
+            check_identity(&result, std::slice::from_ref(*identity))
+                .map_err(|e| reject(e.to_string()))?;
             result
         }
     };
-    super::tlog::check_log_key_validity(root, &bundle, &result).map_err(reject)?;
+    super::tlog::check_log_key_validity(root, &bundle, &result)
+        .map_err(|e| reject(e.to_string()))?;
     Ok(result)
 }
 
@@ -119,12 +137,48 @@ fn run(
     outcome.map_err(|e| BundleCheckError::Rejected(format!("Sigstore verification failed: {e}")))
 }
 
+/// A verified certificate whose identity or issuer is not a trusted one.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    /// The one trusted identity is another.
+    #[error(
+        "the certificate identity is {found:?}, but the trusted identity is {trusted}; verify with the signer's identity"
+    )]
+    Subject {
+        /// The certificate's identity.
+        found: String,
+        /// The trusted identity.
+        trusted: Matcher,
+    },
+    /// The one trusted identity is from another issuer.
+    #[error("the certificate's OIDC issuer is {found:?}, but the trusted issuer is {trusted}")]
+    Issuer {
+        /// The certificate's issuer.
+        found: String,
+        /// The trusted issuer.
+        trusted: Matcher,
+    },
+    /// None of several trusted identities.
+    #[error(
+        "the certificate identity {identity:?} from {issuer:?} is none of the trusted identities: {}",
+        .trusted.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    )]
+    NoneOf {
+        /// The certificate's identity.
+        identity: String,
+        /// The certificate's issuer.
+        issuer: String,
+        /// The trusted identities.
+        trusted: Vec<Identity>,
+    },
+}
+
 /// Requires the verified certificate's identity and issuer to match one of
 /// `accepted`; returns them.
 pub fn check_identity(
     result: &VerificationResult,
     accepted: &[Identity],
-) -> Result<(String, String), String> {
+) -> Result<(String, String), IdentityError> {
     let found_identity = result
         .identity()
         .map(|san| san.as_str().to_string())
@@ -136,19 +190,19 @@ pub fn check_identity(
     {
         return Ok((found_identity, found_issuer));
     }
-    let wanted: Vec<String> = accepted.iter().map(ToString::to_string).collect();
-    match accepted {
-        [one] if !one.subject.matches(&found_identity) => Err(format!(
-            "the certificate identity is {found_identity:?}, but the trusted identity is {}; verify with the signer's identity",
-            one.subject
-        )),
-        [one] => Err(format!(
-            "the certificate's OIDC issuer is {found_issuer:?}, but the trusted issuer is {}",
-            one.issuer
-        )),
-        _ => Err(format!(
-            "the certificate identity {found_identity:?} from {found_issuer:?} is none of the trusted identities: {}",
-            wanted.join("; ")
-        )),
-    }
+    Err(match accepted {
+        [one] if !one.subject.matches(&found_identity) => IdentityError::Subject {
+            found: found_identity,
+            trusted: one.subject.clone(),
+        },
+        [one] => IdentityError::Issuer {
+            found: found_issuer,
+            trusted: one.issuer.clone(),
+        },
+        _ => IdentityError::NoneOf {
+            identity: found_identity,
+            issuer: found_issuer,
+            trusted: accepted.to_vec(),
+        },
+    })
 }

@@ -11,19 +11,21 @@ use subtle::ConstantTimeEq;
 
 use std::cell::OnceCell;
 
-use super::tlog::{self, LogEvidence};
+use super::artifact::IdentityError;
+use super::tlog::{self, LogEvidence, TlogError};
+use crate::model::Digest;
 use crate::oms::bundle::{Bundle, BundleError, SignedPayload};
 use crate::oms::legacy::{self, LEGACY_PREDICATE_TYPE, RE_SIGN_ADVICE};
 use crate::trust::sigstore::Keyless;
-use crate::trust::{Certificate, Curve, PublicKey, TrustedMaterial, chain};
+use crate::trust::{Certificate, ChainError, Curve, PublicKey, TrustedMaterial, chain};
 
 /// Who signed, and how that signer was trusted.
 #[derive(Clone, Debug)]
 pub enum Signer {
     /// A trusted public key.
     Key {
-        /// Hex SHA-256 of the key's PEM.
-        key_fingerprint: String,
+        /// SHA-256 of the key's PEM.
+        key_fingerprint: Digest,
         /// The key's curve.
         curve: Curve,
         /// The verified transparency-log evidence, when it was required.
@@ -43,8 +45,8 @@ pub struct SigstoreSigner {
     pub identity: String,
     /// The OIDC issuer from the certificate's Fulcio extension.
     pub issuer: String,
-    /// Hex SHA-256 of the signing certificate's DER, when the bundle has one.
-    pub certificate_fingerprint: Option<String>,
+    /// SHA-256 of the signing certificate's DER, when the bundle has one.
+    pub certificate_fingerprint: Option<Digest>,
     /// The log entry and the signing times it establishes.
     pub log: LogEvidence,
 }
@@ -58,8 +60,8 @@ impl Signer {
                 transparency,
                 ..
             } => match transparency.as_ref().and_then(|t| t.log_index) {
-                Some(index) => format!("key sha256:{key_fingerprint} (logged, log index {index})"),
-                None => format!("key sha256:{key_fingerprint}"),
+                Some(index) => format!("key {key_fingerprint} (logged, log index {index})"),
+                None => format!("key {key_fingerprint}"),
             },
             Self::Certificate(c) => format!(
                 "certificate {} (chained to {})",
@@ -88,14 +90,14 @@ pub struct CertificateSigner {
     pub subject_alt_names: Vec<String>,
     /// Leaf serial number, hex.
     pub serial: String,
-    /// Hex SHA-256 of the leaf's DER.
-    pub fingerprint: String,
+    /// SHA-256 of the leaf's DER.
+    pub fingerprint: Digest,
     /// The leaf key's curve.
     pub curve: Curve,
     /// Subject of the trusted anchor the chain ended at.
     pub anchor_subject: String,
-    /// Hex SHA-256 of the anchor's DER.
-    pub anchor_fingerprint: String,
+    /// SHA-256 of the anchor's DER.
+    pub anchor_fingerprint: Digest,
 }
 
 /// A signer, and whether the signature was over model_signing 0.2's
@@ -122,11 +124,128 @@ impl Message<'_> {
     }
 }
 
-/// The refusal for a genuine pre-1.0 signature when the old format is not allowed.
-fn legacy_encoding_refused(by: &str) -> String {
-    format!(
-        "the DSSE signature verifies with {by}, but over the pre-1.0 encoding that model_signing 0.2 wrote (a bug of that release), not the DSSE PAE; nothing was altered, but that format is not accepted by default: {RE_SIGN_ADVICE}"
-    )
+/// Why a bundle's signature is not accepted by the trusted material.
+#[derive(Debug, thiserror::Error)]
+pub enum SignatureError {
+    /// A genuine signature over model_signing 0.2's encoding, which is not
+    /// allowed.
+    #[error(
+        "the DSSE signature verifies with {by}, but over the pre-1.0 encoding that model_signing 0.2 wrote (a bug of that release), not the DSSE PAE; nothing was altered, but that format is not accepted by default: {}",
+        RE_SIGN_ADVICE
+    )]
+    LegacyEncoding {
+        /// The key it verifies with.
+        by: VerifiedBy,
+    },
+    /// The bundle names a key (its hint) that is not a trusted one.
+    #[error(
+        "it was made by the key with fingerprint {hint}, but the trusted key is {}; verify with the signer's public key",
+        .trusted.join(", ")
+    )]
+    OtherKey {
+        /// The bundle's `publicKey.hint`.
+        hint: String,
+        /// The trusted keys' fingerprints (hex).
+        trusted: Vec<String>,
+    },
+    /// No trusted key verifies the signature.
+    #[error(
+        "the DSSE signature does not verify with the trusted key {}; the signature or its payload was altered, or another key signed it",
+        .trusted.join(", ")
+    )]
+    KeySignature {
+        /// The trusted keys' fingerprints (hex).
+        trusted: Vec<String>,
+    },
+    /// The bundle's certificate material cannot be read.
+    #[error(transparent)]
+    Bundle(BundleError),
+    /// The bundle has no certificate chain.
+    #[error(
+        "the bundle carries no certificate chain (it is signed with a bare key: verify with --key)"
+    )]
+    NoCertificateChain,
+    /// A certificate of the bundle's chain does not parse.
+    #[error("the bundle's certificate chain: {0}")]
+    CertificateChain(ChainError),
+    /// The chain does not validate to a trusted anchor.
+    #[error("{0}")]
+    Chain(ChainError),
+    /// The leaf has expired, and expired leaves are not allowed.
+    #[error("{0} (--allow-expired-certificate accepts a leaf that was valid when issued)")]
+    ExpiredLeaf(ChainError),
+    /// The leaf's key cannot be used.
+    #[error("{0}")]
+    LeafKey(ChainError),
+    /// The leaf's key does not verify the signature.
+    #[error(
+        "the DSSE signature does not verify with the key of certificate {subject}; the signature or its payload was altered"
+    )]
+    CertificateSignature {
+        /// The leaf's subject.
+        subject: String,
+    },
+    /// The bundle is not UTF-8.
+    #[error("the bundle is not UTF-8 JSON")]
+    NotUtf8,
+    /// The bundle does not parse as a Sigstore bundle.
+    #[error("not a valid Sigstore bundle: {0}")]
+    SigstoreBundle(sigstore_types::Error),
+    /// The statement's subject digest is not a SHA-256 digest.
+    #[error("subject digest: {0}")]
+    SubjectDigest(sigstore_types::Error),
+    /// The trusted root cannot be used.
+    #[error("trusted root: {0}")]
+    TrustedRoot(Box<sigstore_verify::Error>),
+    /// The keyless signature does not verify.
+    #[error("Sigstore verification failed: {0}")]
+    Sigstore(Box<sigstore_verify::Error>),
+    /// The keyless signer is not a trusted identity.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    /// The transparency-log evidence is not accepted.
+    #[error(transparent)]
+    Tlog(#[from] TlogError),
+    /// The payload is not an in-toto statement.
+    #[error("the signed payload is not an in-toto statement: {0}")]
+    NotStatement(serde_json::Error),
+    /// A pre-1.0 statement, which is not allowed.
+    #[error(
+        "the signature is in the pre-1.0 format that model_signing 0.2 wrote (predicate {}); nothing was altered, but that format is not accepted by default: {}",
+        LEGACY_PREDICATE_TYPE,
+        RE_SIGN_ADVICE
+    )]
+    LegacyFormat,
+    /// A pre-1.0 statement whose first subject has no sha256 digest.
+    #[error("the statement's first subject has no sha256 digest")]
+    NoFirstSubjectDigest,
+    /// The statement's subject has no sha256 digest.
+    #[error("the statement's subject has no sha256 digest")]
+    NoSubjectDigest,
+    /// Not exactly one subject.
+    #[error("expected exactly one subject, found {found}")]
+    Subjects {
+        /// How many subjects the statement has.
+        found: usize,
+    },
+}
+
+/// The key a pre-1.0 signature verifies with.
+#[derive(Debug)]
+pub enum VerifiedBy {
+    /// A trusted key (its hex fingerprint).
+    Key(String),
+    /// The key of a certificate (its subject).
+    Certificate(String),
+}
+
+impl std::fmt::Display for VerifiedBy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Key(fingerprint) => write!(f, "the trusted key {fingerprint}"),
+            Self::Certificate(subject) => write!(f, "the key of certificate {subject}"),
+        }
+    }
 }
 
 /// Checks the signature of `signed` (whose PAE is `pae`) against `trust`.
@@ -141,7 +260,7 @@ pub fn authenticate(
     signed: &SignedPayload,
     pae: &[u8],
     allow_legacy: bool,
-) -> Result<Authenticated, String> {
+) -> Result<Authenticated, SignatureError> {
     let message = Message {
         pae,
         payload: &signed.payload,
@@ -169,7 +288,7 @@ pub fn authenticate(
             };
             Ok(Authenticated {
                 signer: Signer::Key {
-                    key_fingerprint: key.fingerprint(),
+                    key_fingerprint: key.digest(),
                     curve: key.curve(),
                     transparency,
                 },
@@ -198,7 +317,7 @@ fn by_key<'k>(
     message: &Message<'_>,
     signature: &[u8],
     allow_legacy: bool,
-) -> Result<(&'k PublicKey, bool), String> {
+) -> Result<(&'k PublicKey, bool), SignatureError> {
     let hint = bundle
         .verification_material
         .public_key
@@ -217,25 +336,19 @@ fn by_key<'k>(
     // the legacy encoding.
     if let Some(key) = candidates().find(|k| k.verify(message.legacy(), signature)) {
         if !allow_legacy {
-            return Err(legacy_encoding_refused(&format!(
-                "the trusted key {}",
-                key.fingerprint()
-            )));
+            return Err(SignatureError::LegacyEncoding {
+                by: VerifiedBy::Key(key.fingerprint()),
+            });
         }
         return Ok((key, true));
     }
-    Err({
-        let given: Vec<String> = keys.iter().map(PublicKey::fingerprint).collect();
-        match hint {
-            Some(h) if !given.iter().any(|g| g == h) => format!(
-                "it was made by the key with fingerprint {h}, but the trusted key is {}; verify with the signer's public key",
-                given.join(", ")
-            ),
-            _ => format!(
-                "the DSSE signature does not verify with the trusted key {}; the signature or its payload was altered, or another key signed it",
-                given.join(", ")
-            ),
-        }
+    let trusted: Vec<String> = keys.iter().map(PublicKey::fingerprint).collect();
+    Err(match hint {
+        Some(h) if !trusted.iter().any(|g| g == h) => SignatureError::OtherKey {
+            hint: h.to_string(),
+            trusted,
+        },
+        _ => SignatureError::KeySignature { trusted },
     })
 }
 
@@ -246,19 +359,19 @@ fn by_certificate(
     message: &Message<'_>,
     signature: &[u8],
     allow_legacy: bool,
-) -> Result<Authenticated, String> {
+) -> Result<Authenticated, SignatureError> {
     let chain = bundle
         .certificate_chain()
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| "the bundle carries no certificate chain (it is signed with a bare key: verify with --key)".to_string())?;
+        .map_err(SignatureError::Bundle)?
+        .ok_or(SignatureError::NoCertificateChain)?;
     let certs = chain
         .iter()
         .map(|der| Certificate::from_der(der))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("the bundle's certificate chain: {e}"))?;
-    let (leaf, intermediates) = certs
-        .split_first()
-        .ok_or_else(|| BundleError::Malformed("empty certificate chain".into()).to_string())?;
+        .map_err(SignatureError::CertificateChain)?;
+    let (leaf, intermediates) = certs.split_first().ok_or_else(|| {
+        SignatureError::Bundle(BundleError::Malformed("empty certificate chain".into()))
+    })?;
     // Stricter than the reference: the leaf must be valid now, unless the
     // operator opts into the reference's behaviour (valid when it was issued).
     let at = if allow_expired {
@@ -267,41 +380,41 @@ fn by_certificate(
         SystemTime::now()
     };
     let validated = chain::validate(leaf, intermediates, anchors, at).map_err(|e| {
-        let hint = if matches!(e, chain::ChainError::Expired { .. }) && !allow_expired {
-            " (--allow-expired-certificate accepts a leaf that was valid when issued)"
+        if matches!(e, ChainError::Expired { .. }) && !allow_expired {
+            SignatureError::ExpiredLeaf(e)
         } else {
-            ""
-        };
-        format!("{e}{hint}")
+            SignatureError::Chain(e)
+        }
     })?;
-    let key = validated.leaf.signing_key().map_err(|e| e.to_string())?;
+    let key = validated
+        .leaf
+        .signing_key()
+        .map_err(SignatureError::LeafKey)?;
     let legacy_encoding = if key.verify(message.pae, signature) {
         false
     } else if key.verify_sha256(message.legacy(), signature) {
         // model_signing 0.2 signed with SHA-256 whatever the curve; the
         // reference verifies those signatures the same way.
         if !allow_legacy {
-            return Err(legacy_encoding_refused(&format!(
-                "the key of certificate {}",
-                validated.leaf.subject()
-            )));
+            return Err(SignatureError::LegacyEncoding {
+                by: VerifiedBy::Certificate(validated.leaf.subject()),
+            });
         }
         true
     } else {
-        return Err(format!(
-            "the DSSE signature does not verify with the key of certificate {}; the signature or its payload was altered",
-            validated.leaf.subject()
-        ));
+        return Err(SignatureError::CertificateSignature {
+            subject: validated.leaf.subject(),
+        });
     };
     let signer = Signer::Certificate(CertificateSigner {
         subject: validated.leaf.subject(),
         issuer: validated.leaf.issuer(),
         subject_alt_names: validated.leaf.subject_alt_names(),
         serial: validated.leaf.serial(),
-        fingerprint: validated.leaf.fingerprint(),
+        fingerprint: validated.leaf.digest(),
         curve: key.curve(),
         anchor_subject: validated.anchor.subject(),
-        anchor_fingerprint: validated.anchor.fingerprint(),
+        anchor_fingerprint: validated.anchor.digest(),
     });
     Ok(Authenticated {
         signer,
@@ -320,31 +433,28 @@ fn by_sigstore(
     bundle: &Bundle,
     signed: &SignedPayload,
     allow_legacy: bool,
-) -> Result<Signer, String> {
+) -> Result<Signer, SignatureError> {
     use sigstore_verify::{VerificationPolicy, Verifier};
-    let text =
-        std::str::from_utf8(bundle_json).map_err(|_| "the bundle is not UTF-8 JSON".to_string())?;
-    let parsed = sigstore_types::Bundle::from_json(text)
-        .map_err(|e| format!("not a valid Sigstore bundle: {e}"))?;
+    let text = std::str::from_utf8(bundle_json).map_err(|_| SignatureError::NotUtf8)?;
+    let parsed = sigstore_types::Bundle::from_json(text).map_err(SignatureError::SigstoreBundle)?;
     // The verifier checks that the artifact digest is a subject of the signed
     // statement; the model's root digest is that subject. It is read here from
     // the payload before the signature is checked, and is only trusted once
     // verify() below has checked the signature over the whole payload.
     let subject = subject_digest(&signed.payload, allow_legacy)?;
-    let digest = sigstore_types::Sha256Hash::from_hex(&subject)
-        .map_err(|e| format!("subject digest: {e}"))?;
-    let verifier = Verifier::new(&keyless.root).map_err(|e| format!("trusted root: {e}"))?;
+    let digest =
+        sigstore_types::Sha256Hash::from_hex(&subject).map_err(SignatureError::SubjectDigest)?;
+    let verifier =
+        Verifier::new(&keyless.root).map_err(|e| SignatureError::TrustedRoot(Box::new(e)))?;
     let result = verifier
         .verify(digest, &parsed, &VerificationPolicy::any_identity())
-        .map_err(|e| format!("Sigstore verification failed: {e}"))?;
+        .map_err(|e| SignatureError::Sigstore(Box::new(e)))?;
     let (identity, issuer) = super::artifact::check_identity(&result, &keyless.identities)?;
     tlog::check_log_key_validity(&keyless.root, &parsed, &result)?;
     Ok(Signer::Sigstore(SigstoreSigner {
         identity,
         issuer,
-        certificate_fingerprint: bundle
-            .leaf_certificate()
-            .map(|der| hex::encode(crate::model::hashing::sha256(&der))),
+        certificate_fingerprint: bundle.leaf_certificate().map(|der| Digest::of(&der)),
         log: LogEvidence::from_result(&parsed, &result),
     }))
 }
@@ -353,7 +463,7 @@ fn by_sigstore(
 /// payload. A pre-1.0 statement has a subject per file: any of them binds the
 /// signature to the statement, so the first is used when the old format is
 /// allowed.
-fn subject_digest(payload: &[u8], allow_legacy: bool) -> Result<String, String> {
+fn subject_digest(payload: &[u8], allow_legacy: bool) -> Result<String, SignatureError> {
     #[derive(serde::Deserialize)]
     struct Statement {
         subject: Vec<Subject>,
@@ -364,28 +474,23 @@ fn subject_digest(payload: &[u8], allow_legacy: bool) -> Result<String, String> 
     struct Subject {
         digest: std::collections::BTreeMap<String, String>,
     }
-    let statement: Statement = serde_json::from_slice(payload)
-        .map_err(|e| format!("the signed payload is not an in-toto statement: {e}"))?;
+    let statement: Statement =
+        serde_json::from_slice(payload).map_err(SignatureError::NotStatement)?;
     let legacy = statement.predicate_type == LEGACY_PREDICATE_TYPE;
     if legacy && !allow_legacy {
-        return Err(format!(
-            "the signature is in the pre-1.0 format that model_signing 0.2 wrote (predicate {LEGACY_PREDICATE_TYPE}); nothing was altered, but that format is not accepted by default: {RE_SIGN_ADVICE}"
-        ));
+        return Err(SignatureError::LegacyFormat);
     }
     match statement.subject.as_slice() {
         [first, ..] if legacy => first
             .digest
             .get("sha256")
             .cloned()
-            .ok_or_else(|| "the statement's first subject has no sha256 digest".into()),
+            .ok_or(SignatureError::NoFirstSubjectDigest),
         [one] => one
             .digest
             .get("sha256")
             .cloned()
-            .ok_or_else(|| "the statement's subject has no sha256 digest".into()),
-        other => Err(format!(
-            "expected exactly one subject, found {}",
-            other.len()
-        )),
+            .ok_or(SignatureError::NoSubjectDigest),
+        other => Err(SignatureError::Subjects { found: other.len() }),
     }
 }

@@ -21,7 +21,7 @@ pub use verdict::Verdict;
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use crate::model::{self, IgnoreRules, ModelRoot, hashing};
+use crate::model::{self, Digest, IgnoreRules, ModelRoot, hashing};
 use crate::oms::bundle::{self, Bundle};
 use crate::oms::legacy;
 use crate::oms::manifest::{Manifest, ManifestError};
@@ -254,10 +254,10 @@ fn authenticate_all(signatures: &[Signature], rule: &Rule) -> Result<Signed, Rej
             evidence.signers.push(signature);
         } else {
             bad_signatures.push(Problem::Signature(format!(
-                "{}: signs other model content (root sha256:{}) than {first_origin} (root sha256:{})",
+                "{}: signs other model content (root {}) than {first_origin} (root {})",
                 signature.origin,
-                hex::encode(m.root_digest),
-                hex::encode(manifest.root_digest)
+                Digest(m.root_digest),
+                Digest(manifest.root_digest)
             )));
         }
     }
@@ -368,7 +368,7 @@ fn check_signature(
     });
     // Large buffers (file bytes, bundle, PAE) are dropped as soon as they are
     // used: a 10,000-file signature is a few MB in each form.
-    let bundle = Bundle::from_json(&bytes).map_err(|e| Problem::Signature(e.to_string()))?;
+    let bundle = Bundle::from_json(bytes).map_err(|e| Problem::Signature(e.to_string()))?;
     let signed = bundle
         .signed_payload()
         .map_err(|e| Problem::Signature(e.to_string()))?;
@@ -395,7 +395,7 @@ fn check_signature(
     drop((bundle, pae));
     let (found, authority) = vouched.ok_or_else(|| {
         Problem::Signature(match refusals.as_slice() {
-            [(_, why)] => why.clone(),
+            [(_, why)] => why.to_string(),
             all => {
                 let each: Vec<String> = all
                     .iter()

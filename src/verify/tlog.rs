@@ -14,7 +14,7 @@
 //! entry timestamp of Rekor v1, not for the RFC 3161 time of Rekor v2).
 
 use sigstore_trust_root::TrustedRoot;
-use sigstore_types::Sha256Hash;
+use sigstore_types::{LogKeyId, Sha256Hash, TimeRange};
 use sigstore_verify::{PublicKeyVerificationPolicy, VerificationResult, Verifier};
 
 use crate::trust::PublicKey;
@@ -52,6 +52,52 @@ impl LogEvidence {
 /// The refusal for a bundle without log entries when evidence is required.
 pub const NO_ENTRIES: &str = "transparency-log evidence is required (a trusted root was given for the key), but the bundle has no tlogEntries; sign with a client that uploads to Rekor, or verify by the key alone without --trusted-root (policy: without ctlog)";
 
+/// Why transparency-log evidence is not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum TlogError {
+    /// The bundle is not UTF-8.
+    #[error("the bundle is not UTF-8 JSON")]
+    NotUtf8,
+    /// The bundle does not parse as a Sigstore bundle.
+    #[error("not a valid Sigstore bundle: {0}")]
+    Bundle(sigstore_types::Error),
+    /// Evidence is required and the bundle has no log entry.
+    #[error("{}", NO_ENTRIES)]
+    NoEntries,
+    /// The key cannot be given to the verifier.
+    #[error("public key: {0}")]
+    Key(sigstore_types::Error),
+    /// The statement's subject digest is not a SHA-256 digest.
+    #[error("subject digest: {0}")]
+    Subject(sigstore_types::Error),
+    /// The trusted root cannot be used.
+    #[error("trusted root: {0}")]
+    Root(Box<sigstore_verify::Error>),
+    /// The log entry does not verify.
+    #[error("transparency-log verification failed: {0}")]
+    Verification(Box<sigstore_verify::Error>),
+    /// An entry is from a log the trusted root does not name.
+    #[error("the log entry is from log {key_id}, which the trusted root does not name")]
+    UnknownLog {
+        /// The entry's log.
+        key_id: LogKeyId,
+    },
+    /// An entry was made when its log's key was not valid.
+    #[error(
+        "the log entry was made at {time}, outside the validity of the trusted log key {key_id} ({} to {}); the entry cannot have been integrated by that log",
+        .valid.start,
+        .valid.end.map_or_else(|| "no end".to_string(), |end| end.to_string())
+    )]
+    OutsideValidity {
+        /// The verified signing time (RFC 3339).
+        time: String,
+        /// The log's key.
+        key_id: LogKeyId,
+        /// When the key was valid.
+        valid: TimeRange,
+    },
+}
+
 /// Verifies the transparency-log evidence of a managed-key bundle signed by
 /// `key` over `subject` (the statement's subject digest, hex), against
 /// `root`. The signature itself must already have been checked.
@@ -60,21 +106,18 @@ pub fn verify_key_evidence(
     bundle_json: &[u8],
     key: &PublicKey,
     subject: &str,
-) -> Result<LogEvidence, String> {
-    let text =
-        std::str::from_utf8(bundle_json).map_err(|_| "the bundle is not UTF-8 JSON".to_string())?;
-    let bundle = sigstore_types::Bundle::from_json(text)
-        .map_err(|e| format!("not a valid Sigstore bundle: {e}"))?;
+) -> Result<LogEvidence, TlogError> {
+    let text = std::str::from_utf8(bundle_json).map_err(|_| TlogError::NotUtf8)?;
+    let bundle = sigstore_types::Bundle::from_json(text).map_err(TlogError::Bundle)?;
     if bundle.verification_material.tlog_entries.is_empty() {
-        return Err(NO_ENTRIES.into());
+        return Err(TlogError::NoEntries);
     }
-    let der = sigstore_types::DerPublicKey::from_pem(&key.to_pem())
-        .map_err(|e| format!("public key: {e}"))?;
-    let digest = Sha256Hash::from_hex(subject).map_err(|e| format!("subject digest: {e}"))?;
-    let verifier = Verifier::new(root).map_err(|e| format!("trusted root: {e}"))?;
+    let der = sigstore_types::DerPublicKey::from_pem(&key.to_pem()).map_err(TlogError::Key)?;
+    let digest = Sha256Hash::from_hex(subject).map_err(TlogError::Subject)?;
+    let verifier = Verifier::new(root).map_err(|e| TlogError::Root(Box::new(e)))?;
     let result = verifier
         .verify(digest, &bundle, &PublicKeyVerificationPolicy::new(der))
-        .map_err(|e| format!("transparency-log verification failed: {e}"))?;
+        .map_err(|e| TlogError::Verification(Box::new(e)))?;
     check_log_key_validity(root, &bundle, &result)?;
     Ok(LogEvidence::from_result(&bundle, &result))
 }
@@ -86,17 +129,14 @@ pub fn check_log_key_validity(
     root: &TrustedRoot,
     bundle: &sigstore_types::Bundle,
     result: &VerificationResult,
-) -> Result<(), String> {
+) -> Result<(), TlogError> {
     for entry in &bundle.verification_material.tlog_entries {
         let log = root
             .tlogs
             .iter()
             .find(|log| log.log_id.key_id == entry.log_id.key_id)
-            .ok_or_else(|| {
-                format!(
-                    "the log entry is from log {}, which the trusted root does not name",
-                    entry.log_id.key_id
-                )
+            .ok_or_else(|| TlogError::UnknownLog {
+                key_id: entry.log_id.key_id.clone(),
             })?;
         let Some(window) = &log.public_key.valid_for else {
             continue;
@@ -104,15 +144,11 @@ pub fn check_log_key_validity(
         for time in result.verified_timestamps() {
             let after_end = window.end.as_ref().is_some_and(|end| time > end);
             if *time < window.start || after_end {
-                return Err(format!(
-                    "the log entry was made at {time}, outside the validity of the trusted log key {} ({} to {}); the entry cannot have been integrated by that log",
-                    entry.log_id.key_id,
-                    window.start,
-                    window
-                        .end
-                        .as_ref()
-                        .map_or_else(|| "no end".to_string(), ToString::to_string)
-                ));
+                return Err(TlogError::OutsideValidity {
+                    time: time.to_string(),
+                    key_id: entry.log_id.key_id.clone(),
+                    valid: *window,
+                });
             }
         }
     }
