@@ -204,6 +204,7 @@ mod tests {
             &key(),
             &subject(),
         )
+        .map_err(|e| e.to_string())
     }
 
     /// The production root with `change` applied to the log that holds the
@@ -253,7 +254,9 @@ mod tests {
         // Another artifact: the entry is not for it.
         let other = hex::encode(crate::model::hashing::sha256(b"not a.txt"));
         let bundle = serde_json::to_vec(&bundle()).unwrap();
-        let err = verify_key_evidence(&production(), &bundle, &key(), &other).unwrap_err();
+        let err = verify_key_evidence(&production(), &bundle, &key(), &other)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.starts_with("transparency-log verification failed"),
             "{err}"
@@ -267,7 +270,9 @@ mod tests {
             .unwrap(),
         )
         .unwrap();
-        let err = verify_key_evidence(&production(), &bundle, &other_key, &subject()).unwrap_err();
+        let err = verify_key_evidence(&production(), &bundle, &other_key, &subject())
+            .unwrap_err()
+            .to_string();
         assert!(
             err.starts_with("transparency-log verification failed"),
             "{err}"
@@ -288,10 +293,13 @@ mod tests {
     #[test]
     fn what_is_not_a_bundle_is_refused_before_any_check() {
         let key = key();
-        let err = verify_key_evidence(&production(), b"\xff\xfe{}", &key, &subject()).unwrap_err();
+        let err = verify_key_evidence(&production(), b"\xff\xfe{}", &key, &subject())
+            .unwrap_err()
+            .to_string();
         assert_eq!(err, "the bundle is not UTF-8 JSON");
         let err = verify_key_evidence(&production(), b"{\"mediaType\": 1}", &key, &subject())
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("not a valid Sigstore bundle: "), "{err}");
     }
 
@@ -301,7 +309,9 @@ mod tests {
         // The production root with that log's key id changed: it no longer
         // names the log of the entry.
         let root = root_with_log(|log| log["logId"]["keyId"] = "b3RoZXIgbG9n".into());
-        let err = check_log_key_validity(&root, &bundle, &result).unwrap_err();
+        let err = check_log_key_validity(&root, &bundle, &result)
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             err,
             format!("the log entry is from log {LOG_KEY_ID}, which the trusted root does not name")
@@ -322,7 +332,9 @@ mod tests {
         let root = root_with_log(|log| {
             log["publicKey"]["validFor"]["start"] = "2026-01-01T00:00:00Z".into();
         });
-        let err = check_log_key_validity(&root, &bundle, &result).unwrap_err();
+        let err = check_log_key_validity(&root, &bundle, &result)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.starts_with(&format!(
                 "the log entry was made at {INTEGRATED}, outside the validity of the trusted log key {LOG_KEY_ID} (2026-01-01T00:00:00Z to no end)"
@@ -333,7 +345,9 @@ mod tests {
         let root = root_with_log(|log| {
             log["publicKey"]["validFor"]["end"] = "2025-01-01T00:00:00Z".into();
         });
-        let err = check_log_key_validity(&root, &bundle, &result).unwrap_err();
+        let err = check_log_key_validity(&root, &bundle, &result)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("(2021-01-12T11:53:27Z to 2025-01-01T00:00:00Z)"),
             "{err}"
