@@ -10,6 +10,7 @@
 //! handle, owned by the run, lets a deadline or a signal end it with nothing
 //! placed.
 
+pub mod admit;
 mod cancel;
 mod error;
 mod record;

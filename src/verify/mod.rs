@@ -168,6 +168,21 @@ pub fn before_download(
     if rule.mode == crate::policy::Mode::Warn {
         return Ok(());
     }
+    from_announced(signatures, rule, files, complete).map(|_| ())
+}
+
+/// What the signatures and a registry's manifest establish without a
+/// download, whatever the rule's mode: the signatures against the rule,
+/// then the signed `files`/`sha256` digests against the announced layers
+/// (see [`before_download`]). On success, who signed and whether every
+/// signed file could be compared (`complete` and a `files`/`sha256`
+/// signature); admission decides from this.
+pub fn from_announced(
+    signatures: &[Signature],
+    rule: &Rule,
+    files: &[AnnouncedFile],
+    complete: bool,
+) -> Result<Announced, Rejection> {
     let Signed {
         manifest,
         mut evidence,
@@ -175,9 +190,9 @@ pub fn before_download(
         ..
     } = authenticate_all(signatures, rule)?;
     let serialization = &manifest.serialization;
-    if serialization.method == model::Method::Files
-        && serialization.hash == model::HashAlgorithm::Sha256
-    {
+    let comparable = serialization.method == model::Method::Files
+        && serialization.hash == model::HashAlgorithm::Sha256;
+    if comparable {
         let announced: std::collections::BTreeMap<&str, &[u8; 32]> =
             files.iter().map(|f| (f.path.as_str(), &f.sha256)).collect();
         for (key, signed) in &manifest.resources {
@@ -198,7 +213,12 @@ pub fn before_download(
         }
     }
     if problems.is_empty() {
-        return Ok(());
+        return Ok(Announced {
+            rule: evidence.rule,
+            root_digest: manifest.root_digest,
+            signers: evidence.signers,
+            every_file_compared: comparable && complete,
+        });
     }
     problems.sort_by(|a, b| a.path().cmp(&b.path()));
     evidence.manifest = Some(manifest);
@@ -206,6 +226,21 @@ pub fn before_download(
         problems,
         evidence: Box::new(evidence),
     })
+}
+
+/// A model accepted from its manifest and signatures alone.
+#[derive(Clone, Debug)]
+pub struct Announced {
+    /// The policy rule applied.
+    pub rule: String,
+    /// The signed root digest.
+    pub root_digest: [u8; 32],
+    /// The signatures that counted.
+    pub signers: Vec<AcceptedSignature>,
+    /// Every signed file was compared with its layer's digest (raw layers,
+    /// a `files`/`sha256` signature); otherwise only the signatures were
+    /// checked, and the rest is left to the gate in the pod.
+    pub every_file_compared: bool,
 }
 
 /// The signatures, authenticated: the manifest they agree on, what was
