@@ -2,8 +2,9 @@
 # Runs every test. Installs what the tests need first, idempotently:
 #   - Debian packages when missing: python3 venv support, openssl, and for the
 #     registry tests docker-registry (CNCF distribution), apache2-utils
-#     (htpasswd) and skopeo, and libfuse2 for the FUSE file system of
-#     tests/it/attacks.rs;
+#     (htpasswd) and skopeo, libfuse2 for the FUSE file system of
+#     tests/it/attacks.rs, and GNU time for the peak-RSS checks of
+#     tests/it/hostile.rs;
 #   - a Python venv at .venv with the reference implementation (model-signing).
 # Then, in this order (timings on the 2-core CI machine in README "## Tests"):
 #   1. rustfmt check;
@@ -36,7 +37,7 @@ apt_install() {
     $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
 }
-apt_install openssl ca-certificates docker-registry apache2-utils skopeo zstd libfuse2
+apt_install openssl ca-certificates docker-registry apache2-utils skopeo zstd libfuse2 time
 python3 -m venv --help >/dev/null 2>&1 || apt_install python3-venv
 # kubectl (for `kubectl kustomize` in tests/it/deploy.rs) comes with this
 # machine image; Debian does not package it.

@@ -20,6 +20,7 @@ mod cli;
 mod deploy;
 mod faults;
 mod gpu;
+mod hostile;
 mod image;
 mod init;
 mod interop;
