@@ -4,7 +4,8 @@
 //! tests/support/cel_eval.py against the pods of fixtures/admission/. The
 //! webhook's tests use the same pods. For each pod the test states which
 //! rules fail and with which message, word for word: the message is what a
-//! user reads to fix the pod.
+//! user reads to fix the pod. Those messages, written out in full, are most
+//! of this file's length; split it by rule rather than shorten them.
 //!
 //! Needs cel-python and kubernetes-validate in the test venv
 //! (`MODELGATE_TEST_VENV`, default `.venv`; tests/requirements.txt).
