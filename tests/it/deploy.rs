@@ -30,6 +30,18 @@ const KUSTOMIZATIONS: [&str; 4] = [
 /// newest version the installed kubernetes-validate knows.
 const OLDEST_KUBERNETES: &str = "1.33.0";
 
+/// The cluster-wide admission kustomization (the policies, their parameter,
+/// the namespace; the webhook later). Not in KUSTOMIZATIONS: it holds no
+/// workload, so the checks of pods and their env do not apply to it.
+const ADMISSION: &str = "admission";
+
+/// The oldest Kubernetes the admission kustomization works on: the
+/// MutatingAdmissionPolicy is admissionregistration.k8s.io/v1 from 1.36
+/// (kubernetes-validate 1.37.0 has its schema for 1.36 and 1.37 only; 1.33
+/// to 1.35 have v1alpha1 and v1beta1). ValidatingAdmissionPolicy v1 is older
+/// (1.30).
+const ADMISSION_OLDEST_KUBERNETES: &str = "1.36.0";
+
 /// Kinds that are not Kubernetes' own: kubernetes-validate has no schema for
 /// them, so their Kubernetes parts are validated by wrapping them in a Pod.
 const CUSTOM_KINDS: [&str; 2] = ["ClusterStorageContainer", "InferenceService"];
@@ -813,4 +825,130 @@ fn shipped_policies_are_valid_for_modelgate() {
             "{dir}"
         );
     }
+}
+
+/// Every namespace selector of the admission policies and their bindings:
+/// (label key, operator, values).
+fn selector(doc: &Value, path: &str) -> Vec<(String, String, Vec<String>)> {
+    list(&doc["spec"][path]["namespaceSelector"]["matchExpressions"])
+        .iter()
+        .map(|e| {
+            let values = list(&e["values"])
+                .iter()
+                .map(|v| v.as_str().unwrap().to_owned())
+                .collect();
+            (
+                e["key"].as_str().unwrap().to_owned(),
+                e["operator"].as_str().unwrap().to_owned(),
+                values,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn admission_builds_validates_and_selects_only_opted_in_namespaces() {
+    let yaml = kustomize(ADMISSION);
+    for version in [Some(ADMISSION_OLDEST_KUBERNETES), None] {
+        validate(&yaml, version, ADMISSION);
+    }
+    let docs = parse(&yaml);
+    assert_eq!(
+        one(&docs, "Namespace", "modelgate-system")["kind"],
+        "Namespace"
+    );
+
+    // The parameter: the gate image the cluster trusts, pinned.
+    let params = one(&docs, "ConfigMap", "modelgate-admission");
+    assert_eq!(params["metadata"]["namespace"], "modelgate-system");
+    let image = params["data"]["gateImage"].as_str().unwrap();
+    assert!(
+        image.starts_with(MODELGATE_IMAGE) && pinned(image),
+        "{image}"
+    );
+
+    let system = (
+        "kubernetes.io/metadata.name".to_owned(),
+        "NotIn".to_owned(),
+        vec!["kube-system".to_owned(), "modelgate-system".to_owned()],
+    );
+    let opted_in = |value: &str| {
+        (
+            "modelgate.dev/enforce".to_owned(),
+            "In".to_owned(),
+            vec![value.to_owned()],
+        )
+    };
+    for (kind_, name_) in [
+        ("ValidatingAdmissionPolicy", "modelgate-gate"),
+        ("MutatingAdmissionPolicy", "modelgate-inject"),
+    ] {
+        let policy = one(&docs, kind_, name_);
+        assert_eq!(policy["apiVersion"], "admissionregistration.k8s.io/v1");
+        assert_eq!(policy["spec"]["failurePolicy"], "Fail", "{name_}");
+        assert_eq!(
+            policy["spec"]["paramKind"],
+            serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap"})
+        );
+        assert_eq!(
+            selector(policy, "matchConstraints"),
+            std::slice::from_ref(&system),
+            "{name_}"
+        );
+        let rules = list(&policy["spec"]["matchConstraints"]["resourceRules"]);
+        assert!(
+            rules
+                .iter()
+                .all(|r| list(&r["resources"]).contains(&"pods".into())),
+            "{name_}"
+        );
+    }
+
+    // Each binding: the parameter, the label value, never the system.
+    let bindings = [
+        (
+            "ValidatingAdmissionPolicyBinding",
+            "modelgate-gate-enforce",
+            "enforce",
+        ),
+        (
+            "ValidatingAdmissionPolicyBinding",
+            "modelgate-gate-warn",
+            "warn",
+        ),
+        (
+            "MutatingAdmissionPolicyBinding",
+            "modelgate-inject",
+            "enforce",
+        ),
+    ];
+    for (kind_, name_, value) in bindings {
+        let binding = one(&docs, kind_, name_);
+        let policy_kind = kind_.trim_end_matches("Binding");
+        one(
+            &docs,
+            policy_kind,
+            binding["spec"]["policyName"].as_str().unwrap(),
+        );
+        let param = &binding["spec"]["paramRef"];
+        assert_eq!(param["name"], name(params), "{name_}");
+        assert_eq!(param["namespace"], "modelgate-system", "{name_}");
+        assert_eq!(param["parameterNotFoundAction"], "Deny", "{name_}");
+        assert_eq!(
+            selector(binding, "matchResources"),
+            [opted_in(value), system.clone()],
+            "{name_}"
+        );
+    }
+    let actions = |n: &str| {
+        one(&docs, "ValidatingAdmissionPolicyBinding", n)["spec"]["validationActions"].clone()
+    };
+    assert_eq!(
+        actions("modelgate-gate-enforce"),
+        serde_json::json!(["Deny"])
+    );
+    assert_eq!(
+        actions("modelgate-gate-warn"),
+        serde_json::json!(["Warn", "Audit"])
+    );
 }

@@ -14,6 +14,7 @@
 
 mod common;
 
+mod admission_policies;
 mod attacks;
 mod certificates;
 mod cli;
