@@ -238,7 +238,7 @@ impl Registry {
                     .map_err(|e| OciError::Usage(format!("cannot read {}: {e}", path.display())))?;
                 let chunks = stream::unfold(Some(file), |file| async move {
                     let mut file = file?;
-                    let mut buf = vec![0u8; 4 << 20];
+                    let mut buf = vec![0u8; 1 << 20];
                     match file.read(&mut buf).await {
                         Ok(0) => None,
                         Ok(n) => {
