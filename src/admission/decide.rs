@@ -85,8 +85,9 @@ impl Admitter {
     /// The signature check of `reference`, from the cache when decided
     /// before under this policy.
     async fn signatures(&self, reference: &str) -> Admission {
-        if let Some(hit) = self.cache.get(reference, self.policy_version) {
+        if let Some(mut hit) = self.cache.get(reference, self.policy_version) {
             self.metrics.cache_hits.fetch_add(1, Ordering::Relaxed);
+            hit.digest = reference.rsplit_once('@').map(|(_, d)| d.to_string());
             return hit;
         }
         self.metrics

@@ -38,3 +38,4 @@ mod properties;
 mod sigstore;
 mod tamper;
 mod transparency;
+mod webhook;
