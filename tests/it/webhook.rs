@@ -813,3 +813,94 @@ fn bad_input_is_an_error_and_the_server_keeps_answering() {
     );
     denied_with(&response, NO_GATE);
 }
+
+/// Two clients sending a byte a second over TLS, one in its headers, one in
+/// its body: each is cut near the read deadline (10 s), and the server
+/// answers others meanwhile.
+#[test]
+fn a_client_sending_a_byte_a_second_is_cut_and_others_are_served() {
+    let hook = Webhook::start(
+        &policy("r.example", &repo("fixtures/keys/test-signer.pub.pem")),
+        &[],
+    );
+    let script = r#"
+import socket, ssl, sys, threading, time
+host, port = sys.argv[1].removeprefix("https://").split(":")
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+def trickle(name, first, rest):
+    s = ctx.wrap_socket(socket.create_connection((host, int(port))), server_hostname="127.0.0.1")
+    start = time.monotonic()
+    s.sendall(first)
+    answer = b""
+    try:
+        for b in rest:
+            s.sendall(bytes([b]))
+            s.settimeout(1)
+            try:
+                got = s.recv(4096)
+                if not got:
+                    break
+                answer += got
+                break
+            except socket.timeout:
+                pass
+            if time.monotonic() - start > 30:
+                break
+    except OSError:
+        pass
+    print(name, round(time.monotonic() - start), answer.split(b"\r\n")[0].decode() or "closed", flush=True)
+body = b'{"apiVersion":"admission.k8s.io/v1"' + b" " * 100
+threads = [
+    threading.Thread(target=trickle, args=("headers", b"", b"POST /validate HTTP/1.1\r\nHost: x\r\n" + b"X-Slow: " + b"a" * 100)),
+    threading.Thread(target=trickle, args=("body", b"POST /validate HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (len(body) + 1000), body)),
+]
+for t in threads: t.start()
+for t in threads: t.join()
+"#;
+    let child = Process::spawn(
+        Command::new(venv().join("bin/python"))
+            .arg("-c")
+            .arg(script)
+            .arg(&hook.url)
+            .arg(hook.ca())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    // Served meanwhile.
+    std::thread::sleep(Duration::from_secs(2));
+    for _ in 0..5 {
+        let response = hook.review(
+            "/validate",
+            &review(
+                "Pod",
+                "CREATE",
+                &annotated_pod(&pinned_model("r.example", "m/x")),
+            ),
+        );
+        denied_with(&response, NO_GATE);
+    }
+    let out = child.wait_with_output();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut seen = 0;
+    for line in stdout.lines() {
+        let mut words = line.splitn(3, ' ');
+        let (name, secs, answer) = (
+            words.next().unwrap(),
+            words.next().unwrap(),
+            words.next().unwrap(),
+        );
+        let secs: u64 = secs.parse().unwrap();
+        assert!((9..=14).contains(&secs), "{line}");
+        if name == "body" {
+            assert_eq!(answer, "HTTP/1.1 408 Request Timeout", "{line}");
+        }
+        seen += 1;
+    }
+    assert_eq!(seen, 2, "{stdout}");
+    assert_eq!(hook.get("/healthz").0, 200);
+}
