@@ -153,7 +153,11 @@ fn review(kind: &str, operation: &str, object: &Value) -> Value {
         other => ("apps", format!("{}s", other.to_lowercase())),
     };
     let version = "v1";
-    let uid = format!("{:08x}-0000-4000-8000-{:012x}", std::process::id(), next());
+    let uid = format!(
+        "{:08x}-0000-4000-8000-{:012x}",
+        std::process::id(),
+        serial()
+    );
     let mut request = json!({
         "uid": uid,
         "kind": {"group": group, "version": version, "kind": kind},
@@ -176,7 +180,7 @@ fn review(kind: &str, operation: &str, object: &Value) -> Value {
     json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request})
 }
 
-fn next() -> u64 {
+fn serial() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(1);
     N.fetch_add(1, Ordering::Relaxed)
@@ -903,4 +907,102 @@ for t in threads: t.join()
     }
     assert_eq!(seen, 2, "{stdout}");
     assert_eq!(hook.get("/healthz").0, 200);
+}
+
+/// The certificate rotated under load (new files renamed over the old, the
+/// key SEC1 this time): every review is answered, the new certificate is
+/// served within seconds, and a pair that does not match (the chain
+/// renamed before the key) keeps the last good one meanwhile.
+#[test]
+fn a_rotated_certificate_is_served_without_dropping_a_review() {
+    let hook = Webhook::start(
+        &policy("r.example", &repo("fixtures/keys/test-signer.pub.pem")),
+        &[],
+    );
+    let next = tempfile::tempdir().unwrap();
+    make_tls(next.path());
+    run_ok(
+        Command::new("openssl")
+            .args(["ec", "-in"])
+            .arg(next.path().join("server.key"))
+            .arg("-out")
+            .arg(next.path().join("server.sec1.key")),
+    );
+    assert!(
+        std::fs::read_to_string(next.path().join("server.sec1.key"))
+            .unwrap()
+            .starts_with("-----BEGIN EC PRIVATE KEY-----")
+    );
+    let both = hook.dir.path().join("both-ca.pem");
+    let mut bundle = std::fs::read(hook.ca()).unwrap();
+    bundle.extend(std::fs::read(next.path().join("ca.pem")).unwrap());
+    std::fs::write(&both, bundle).unwrap();
+    let review_with = |ca: &Path| {
+        let file = hook.dir.path().join(format!("r-{}.json", serial()));
+        let body = review(
+            "Pod",
+            "CREATE",
+            &annotated_pod(&pinned_model("r.example", "m/x")),
+        );
+        std::fs::write(&file, serde_json::to_vec(&body).unwrap()).unwrap();
+        let out = Command::new("curl")
+            .args([
+                "-sS",
+                "--max-time",
+                "10",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--cacert",
+            ])
+            .arg(ca)
+            .arg("--data-binary")
+            .arg(format!("@{}", file.display()))
+            .arg(format!("{}/validate", hook.url))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let old_ca = hook.ca();
+    let new_ca = next.path().join("ca.pem");
+    assert_eq!(review_with(&new_ca), "000");
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let answered = std::thread::scope(|scope| {
+        let load = scope.spawn(|| {
+            let mut codes = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                codes.push(review_with(&both));
+            }
+            codes
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        // The chain first: for a moment the pair does not match.
+        let tmp = hook.dir.path().join("incoming");
+        std::fs::copy(next.path().join("server.pem"), &tmp).unwrap();
+        std::fs::rename(&tmp, hook.dir.path().join("server.pem")).unwrap();
+        std::thread::sleep(Duration::from_millis(2500));
+        std::fs::copy(next.path().join("server.sec1.key"), &tmp).unwrap();
+        std::fs::rename(&tmp, hook.dir.path().join("server.key")).unwrap();
+        let start = Instant::now();
+        while review_with(&new_ca) != "200" {
+            assert!(
+                start.elapsed() < Duration::from_secs(6),
+                "not rotated: {}",
+                hook.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        load.join().unwrap()
+    });
+    assert!(answered.len() > 3, "{answered:?}");
+    assert!(answered.iter().all(|c| c == "200"), "{answered:?}");
+    assert_eq!(review_with(&old_ca), "000");
+    let log = hook.log();
+    assert!(
+        log.contains("serving certificate not reloaded, the last good one stays"),
+        "{log}"
+    );
+    assert!(log.contains("serving certificate reloaded"), "{log}");
 }
