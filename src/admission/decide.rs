@@ -2,6 +2,7 @@
 //! (the structure, then the model's signatures through the cache), and the
 //! one JSON log line per decision.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -9,22 +10,20 @@ use tracing::info;
 
 use super::metrics::Metrics;
 use super::pod::{self, Model};
+use super::policy::Current;
 use super::review::{Answer, Review};
-use crate::gate::Settings;
 use crate::gate::admit::{self, Admission, AdmissionCache};
 use crate::policy::Mode;
 use crate::verify::Verdict;
 
 /// What every review shares: built once, at start.
 pub struct Admitter {
-    /// The policy and registry settings.
-    pub settings: Settings,
+    /// The policy and registry settings in force.
+    pub policy: Arc<Current>,
     /// The gate image, pinned.
     pub gate_image: String,
     /// Decisions by reference and policy version.
     pub cache: AdmissionCache,
-    /// The policy's version (a new policy is a cache miss).
-    pub policy_version: u64,
     /// The limit on one review's registry work.
     pub timeout: Duration,
     /// The counters.
@@ -85,7 +84,8 @@ impl Admitter {
     /// The signature check of `reference`, from the cache when decided
     /// before under this policy.
     async fn signatures(&self, reference: &str) -> Admission {
-        if let Some(mut hit) = self.cache.get(reference, self.policy_version) {
+        let (settings, version) = self.policy.get();
+        if let Some(mut hit) = self.cache.get(reference, version) {
             self.metrics.cache_hits.fetch_add(1, Ordering::Relaxed);
             hit.digest = reference.rsplit_once('@').map(|(_, d)| d.to_string());
             return hit;
@@ -93,9 +93,10 @@ impl Admitter {
         self.metrics
             .registry_lookups
             .fetch_add(1, Ordering::Relaxed);
+        // admit keeps to the timeout itself; this is the backstop.
         let admission = match tokio::time::timeout(
-            self.timeout,
-            admit::admit(&self.settings, reference),
+            self.timeout + Duration::from_secs(1),
+            admit::admit(&settings, reference),
         )
         .await
         {
@@ -117,7 +118,7 @@ impl Admitter {
         // the repository's), whatever manifest an index resolved to.
         let mut kept = admission.clone();
         kept.digest = Some(reference.to_string());
-        self.cache.put(self.policy_version, &kept);
+        self.cache.put(version, &kept);
         admission
     }
 }

@@ -27,7 +27,7 @@ pub const MAX_BODY: usize = 3 * 1024 * 1024;
 pub const READ_DEADLINE: Duration = Duration::from_secs(10);
 /// Connections served at once; more wait to be accepted.
 const MAX_CONNECTIONS: usize = 1024;
-/// How often the certificate files are looked at.
+/// How often the certificate and policy files are looked at.
 const CERT_POLL: Duration = Duration::from_secs(2);
 
 /// Why the server could not start.
@@ -88,6 +88,7 @@ pub async fn serve(listen: Listen, admitter: Admitter) -> Result<(), ServeError>
             source,
         })?;
     tokio::spawn(tls::watch(resolver, listen.cert, listen.key, CERT_POLL));
+    tokio::spawn(admitter.policy.clone().watch(CERT_POLL));
     let admitter = Arc::new(admitter);
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     info!(listen = %listen.addr, gate_image = %admitter.gate_image, "webhook serving");
@@ -133,7 +134,15 @@ async fn route(admitter: &Admitter, request: Request<Incoming>) -> Response<Body
     match (request.method(), request.uri().path()) {
         (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
         // Serving means the policy and the certificate were loaded.
-        (&Method::GET, "/readyz") => text(StatusCode::OK, "ready\n"),
+        (&Method::GET, "/readyz") => match admitter.policy.problem() {
+            None => text(StatusCode::OK, "ready\n"),
+            Some(problem) => text(
+                StatusCode::OK,
+                format!(
+                    "ready; the policy changed but was not reloaded, the last good one stays: {problem}\n"
+                ),
+            ),
+        },
         (&Method::GET, "/metrics") => text(StatusCode::OK, admitter.metrics.render()),
         (&Method::POST, "/mutate") => review(admitter, "mutate", request).await,
         (&Method::POST, "/validate") => review(admitter, "validate", request).await,

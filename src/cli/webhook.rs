@@ -3,6 +3,7 @@
 //! it listens: a gate image not pinned, a policy or a certificate that does
 //! not load is exit 2 naming the flag. Then it serves until stopped.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tracing::error;
@@ -11,9 +12,10 @@ use super::args::WebhookArgs;
 use crate::admission::decide::Admitter;
 use crate::admission::metrics::Metrics;
 use crate::admission::pod;
+use crate::admission::policy::Current;
 use crate::admission::server::{self, Listen};
+use crate::gate::Spec;
 use crate::gate::admit::AdmissionCache;
-use crate::gate::{Naming, Settings, Spec};
 use crate::verify::Verdict;
 
 /// Decisions kept, and how long.
@@ -45,15 +47,14 @@ pub(super) fn webhook_cmd(
         workers,
         ..Spec::default()
     };
-    let settings = match Settings::build(spec, Naming::Flags) {
-        Ok(settings) => settings,
+    let policy = match Current::new(spec) {
+        Ok(policy) => Arc::new(policy),
         Err(e) => return fail(e.to_string()),
     };
     let admitter = Admitter {
-        settings,
+        policy,
         gate_image: args.gate_image.clone(),
         cache: AdmissionCache::new(CACHE_ENTRIES, CACHE_TTL),
-        policy_version: 1,
         timeout,
         metrics: Metrics::default(),
     };

@@ -1006,3 +1006,63 @@ fn a_rotated_certificate_is_served_without_dropping_a_review() {
     );
     assert!(log.contains("serving certificate reloaded"), "{log}");
 }
+
+/// A changed policy is re-read within seconds and takes effect at once (a
+/// cached decision of the old one is a miss: a revoked key denies); a bad
+/// one keeps the last good policy and says so in /readyz.
+#[test]
+fn a_changed_policy_takes_effect_at_once_and_a_bad_one_keeps_the_last_good() {
+    let reg = Registry::start(Mode::Plain);
+    let (good, other) = (keypair("P-256"), keypair("P-256"));
+    let digest = push(&reg, &reg.reference("models/good:v1"), &good.private);
+    let hook = Webhook::start(&policy(&reg.host, &good.public), &reg.flags());
+    let pod = mutated(
+        &hook,
+        annotated_pod(&format!("oci://{}/models/good@{digest}", reg.host)),
+    );
+    let validate = || hook.review("/validate", &review("Pod", "CREATE", &pod));
+    assert_eq!(validate()["allowed"], true);
+    assert_eq!(validate()["allowed"], true);
+    assert_eq!(hook.metric("modelgate_admission_cache_hits_total"), 1);
+    // The good key revoked: only `other` is trusted now.
+    let file = hook.dir.path().join("policy.yaml");
+    std::fs::write(&file, policy(&reg.host, &other.public)).unwrap();
+    let start = Instant::now();
+    while validate()["allowed"] == true {
+        assert!(
+            start.elapsed() < Duration::from_secs(6),
+            "not reloaded: {}",
+            hook.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(hook.metric("modelgate_admission_registry_lookups_total"), 2);
+    assert!(hook.log().contains("policy reloaded"), "{}", hook.log());
+    // A bad policy: the last good one stays, and /readyz says why.
+    std::fs::write(
+        &file,
+        "apiVersion: modelgate.dev/v1alpha1\nkind: ModelPolicy\nspec: {models: 3}\n",
+    )
+    .unwrap();
+    let start = Instant::now();
+    loop {
+        let (code, body) = hook.get("/readyz");
+        assert_eq!(code, 200);
+        if body.starts_with(
+            "ready; the policy changed but was not reloaded, the last good one stays: ",
+        ) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(6),
+            "{body}\n{}",
+            hook.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(validate()["allowed"], false);
+    assert!(
+        hook.log()
+            .contains("policy not reloaded, the last good one stays")
+    );
+}
