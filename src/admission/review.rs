@@ -91,10 +91,18 @@ impl Review {
     }
 
     /// The pod template of the object, with the JSON pointer of its spec
-    /// (for the patch); `None` for a kind without one or a review without
-    /// an object (a DELETE).
+    /// (for the patch); `None` for a kind without one, a review without an
+    /// object (a DELETE), and a Pod UPDATE that leaves the spec as it was:
+    /// a running pod's spec cannot gain the gate, and its metadata changes
+    /// (a label, a finalizer removed before deletion) must not be refused.
     pub fn pod(&self) -> Option<(Pod<'_>, &'static str)> {
         let object = self.request.get("object").filter(|o| o.is_object())?;
+        if self.kind() == "Pod"
+            && self.text("/operation") == "UPDATE"
+            && self.request.pointer("/oldObject/spec") == object.get("spec")
+        {
+            return None;
+        }
         let (metadata, spec) = template(self.kind())?;
         let empty = &Value::Null;
         Some((

@@ -404,8 +404,10 @@ fn a_pod_with_a_signed_model_is_mutated_admitted_and_cached_without_a_blob_fetch
     assert!(admitted.get("warnings").is_none(), "{admitted}");
     assert_eq!(hook.metric("modelgate_admission_registry_lookups_total"), 1);
     assert_eq!(hook.metric("modelgate_admission_cache_hits_total"), 0);
-    // The same digest again (an UPDATE, dry run): from the cache.
-    let cached = hook.review("/validate", &review("Pod", "UPDATE", &pod));
+    // The same digest again (a dry run): from the cache.
+    let mut dry_run = review("Pod", "CREATE", &pod);
+    dry_run["request"]["dryRun"] = json!(true);
+    let cached = hook.review("/validate", &dry_run);
     assert_eq!(cached["allowed"], true, "{cached}");
     assert_eq!(hook.metric("modelgate_admission_cache_hits_total"), 1);
     assert_eq!(hook.metric("modelgate_admission_registry_lookups_total"), 1);
@@ -732,6 +734,20 @@ fn workloads_are_mutated_and_denied_through_their_pod_templates() {
             .starts_with("/spec/jobTemplate/spec/template/spec/")),
         "{patch:?}"
     );
+    // A pod UPDATE that leaves the spec as it was (a finalizer removed from
+    // a pod made before the webhook): allowed, not patched.
+    let mut old_pod = annotated_pod(&pinned_model("r.example", "models/llama"));
+    old_pod["metadata"]["finalizers"] = json!(["example.com/cleanup"]);
+    let mut update = review("Pod", "UPDATE", &old_pod);
+    update["request"]["object"]["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("finalizers");
+    assert_eq!(hook.review("/validate", &update)["allowed"], true);
+    assert!(hook.review("/mutate", &update).get("patch").is_none());
+    // One that changes it is checked.
+    update["request"]["object"]["spec"]["containers"][0]["image"] = json!("vllm:latest");
+    denied_with(&hook.review("/validate", &update), NO_GATE);
     // A kind without a pod template, and a DELETE (no object): allowed.
     let config_map = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}});
     assert_eq!(
