@@ -1082,3 +1082,75 @@ fn a_changed_policy_takes_effect_at_once_and_a_bad_one_keeps_the_last_good() {
             .contains("policy not reloaded, the last good one stays")
     );
 }
+
+/// cert-manager's RSA keys are PKCS#1 (`RSA PRIVATE KEY`): a pair rotated
+/// to one is served.
+#[test]
+fn a_pkcs1_rsa_key_is_served() {
+    let hook = Webhook::start(
+        &policy("r.example", &repo("fixtures/keys/test-signer.pub.pem")),
+        &[],
+    );
+    let dir = hook.dir.path();
+    let openssl = |args: &[&str]| {
+        run_ok(Command::new("openssl").current_dir(dir).args(args));
+    };
+    openssl(&["genrsa", "-traditional", "-out", "rsa.key", "2048"]);
+    assert!(
+        std::fs::read_to_string(dir.join("rsa.key"))
+            .unwrap()
+            .starts_with("-----BEGIN RSA PRIVATE KEY-----")
+    );
+    openssl(&[
+        "req",
+        "-new",
+        "-key",
+        "rsa.key",
+        "-out",
+        "rsa.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "rsa.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "rsa.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    ]);
+    // The key first this time: the old chain and the new key do not match.
+    std::fs::rename(dir.join("rsa.key"), dir.join("server.key")).unwrap();
+    std::fs::rename(dir.join("rsa.pem"), dir.join("server.pem")).unwrap();
+    let port = hook.url.rsplit_once(':').unwrap().1.to_string();
+    let start = Instant::now();
+    loop {
+        let served = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "openssl s_client -connect 127.0.0.1:{port} -CAfile ca.pem </dev/null 2>/dev/null | openssl x509 -noout -text"
+            ))
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&served.stdout).contains("rsaEncryption") {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(6),
+            "not rotated: {}",
+            hook.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(hook.get("/healthz").0, 200);
+}
