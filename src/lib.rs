@@ -13,7 +13,7 @@
 //!
 //! | layer | modules |
 //! |---|---|
-//! | front ends | [`cli`] |
+//! | front ends | [`cli`], [`admission`] |
 //! | one verification run | [`gate`] |
 //! | verification, registries, records | [`verify`], [`oci`], [`measure`] |
 //! | the format, trust, policy | [`oms`], [`trust`], [`policy`] |
@@ -22,6 +22,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod admission;
 pub mod cli;
 pub mod gate;
 pub mod io;

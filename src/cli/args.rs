@@ -63,6 +63,38 @@ pub enum Command {
     /// Work with measurement logs.
     #[command(subcommand)]
     Measurement(MeasurementCommand),
+    /// The admission webhook: an HTTPS server for the Kubernetes API server
+    /// that adds the gate to pods carrying a model (/mutate) and denies
+    /// those without it or with a model not signed as the policy requires
+    /// (/validate).
+    #[command(mut_arg("timeout", |a| a
+        .default_value("8")
+        .env("MODELGATE_TIMEOUT")
+        .help("Give up on one review's registry lookup after this many seconds (the API server waits 10 by default)")))]
+    Webhook(Box<WebhookArgs>),
+}
+
+/// `modelgate webhook`.
+#[derive(Debug, Args)]
+pub struct WebhookArgs {
+    /// The address to listen on.
+    #[arg(long, env = "MODELGATE_LISTEN", default_value = "0.0.0.0:8443")]
+    pub listen: std::net::SocketAddr,
+    /// The serving certificate chain (PEM, as a TLS Secret's tls.crt); re-read when it changes.
+    #[arg(long, env = "MODELGATE_TLS_CERT_FILE", value_name = "PEM")]
+    pub tls_cert_file: PathBuf,
+    /// Its private key (PEM: PKCS#8, SEC1 or PKCS#1, as tls.key).
+    #[arg(long, env = "MODELGATE_TLS_PRIVATE_KEY_FILE", value_name = "PEM")]
+    pub tls_private_key_file: PathBuf,
+    /// The ModelPolicy file that says who may sign which model.
+    #[arg(long, env = "MODELGATE_POLICY", value_name = "FILE")]
+    pub policy: PathBuf,
+    /// The modelgate image to inject, pinned: REPOSITORY@sha256:<64 hex>.
+    #[arg(long, env = "MODELGATE_GATE_IMAGE", value_name = "IMAGE")]
+    pub gate_image: String,
+    /// Registry options (--timeout: one review's limit).
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 /// `modelgate policy ...`.

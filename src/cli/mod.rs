@@ -9,6 +9,7 @@
 mod args;
 mod init_cmd;
 mod verify_cmd;
+mod webhook;
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -76,6 +77,7 @@ pub fn run(cli: Cli) -> Verdict {
         Command::Measurement(MeasurementCommand::Verify { log, expect_chain }) => {
             measurement_verify_cmd(log, expect_chain.as_deref())
         }
+        Command::Webhook(args) => webhook::webhook_cmd(args, workers, rt),
     };
     progress.finish();
     verdict

@@ -39,3 +39,4 @@ mod properties;
 mod sigstore;
 mod tamper;
 mod transparency;
+mod webhook;

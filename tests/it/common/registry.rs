@@ -344,7 +344,7 @@ fn write_config(dir: &Path, host: &str, mode: Mode) -> PathBuf {
 }
 
 /// A CA and a server certificate for 127.0.0.1 and localhost, by openssl.
-fn make_tls(dir: &Path) {
+pub fn make_tls(dir: &Path) {
     let openssl = |args: &[&str]| {
         let out = Command::new("openssl")
             .current_dir(dir)
