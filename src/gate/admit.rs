@@ -10,11 +10,10 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::{Settings, config_blob, given_signatures};
-use crate::oci::layout::Unpack;
+use super::{Settings, announced_files, given_signatures};
 use crate::oci::{self, ModelRef};
 use crate::policy::Mode;
-use crate::verify::{self, AnnouncedFile, Origin, Signature, Verdict};
+use crate::verify::{self, Origin, Signature, Verdict};
 
 /// What admission decided about one model reference.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -116,28 +115,7 @@ pub async fn admit(settings: &Settings, reference: &str) -> Admission {
         ));
         return out;
     }
-    let artifact = &resolved.artifact;
-    let files: Vec<AnnouncedFile> = artifact
-        .layers
-        .iter()
-        .filter_map(|layer| match &layer.unpack {
-            Unpack::Raw(path) => Some(AnnouncedFile {
-                path: path.clone(),
-                sha256: crate::model::Digest::parse(&layer.digest)?.0,
-            }),
-            Unpack::Tar { .. } => None,
-        })
-        .chain(
-            config_blob(artifact)
-                .into_iter()
-                .map(|(path, sha256)| AnnouncedFile { path, sha256 }),
-        )
-        .collect();
-    let complete = artifact
-        .layers
-        .iter()
-        .all(|l| matches!(l.unpack, Unpack::Raw(_)))
-        && settings.ignore_paths.is_empty();
+    let (files, complete) = announced_files(&resolved.artifact, &settings.ignore_paths);
     match verify::from_announced(&signatures, rule, &files, complete) {
         Ok(announced) => {
             out.verdict = Verdict::Verified;

@@ -628,6 +628,17 @@ fn decide_before_download(
     artifact: &ModelArtifact,
     ignore_paths: &[String],
 ) -> Result<(), Rejection> {
+    let (files, complete) = announced_files(artifact, ignore_paths);
+    verify::before_download(signatures, rule, &files, complete)
+}
+
+/// The files a registry's manifest announces with their SHA-256 (each raw
+/// layer, and the config blob where a signature names it), and whether
+/// that is every file of the model (raw layers only, nothing more left out).
+fn announced_files(
+    artifact: &ModelArtifact,
+    ignore_paths: &[String],
+) -> (Vec<AnnouncedFile>, bool) {
     let files: Vec<AnnouncedFile> = artifact
         .layers
         .iter()
@@ -649,7 +660,7 @@ fn decide_before_download(
         .iter()
         .all(|l| matches!(l.unpack, Unpack::Raw(_)))
         && ignore_paths.is_empty();
-    verify::before_download(signatures, rule, &files, complete)
+    (files, complete)
 }
 
 /// The artifact's config blob as the resource `config.json`, the name a

@@ -336,6 +336,11 @@ impl Http {
         })
     }
 
+    /// How long a connection may send nothing.
+    pub fn idle(&self) -> Duration {
+        self.idle
+    }
+
     /// A transport error in words, without a URL's query or any secret.
     pub fn transport(&self, e: &reqwest::Error) -> HttpError {
         HttpError::Transport(self.redact(&describe(e, self.idle)))

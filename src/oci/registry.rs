@@ -391,7 +391,7 @@ impl Registry {
             OciDistributionError::ImageManifestNotFoundError(_) => {
                 "not found (HTTP 404): no such repository, tag or digest".into()
             }
-            OciDistributionError::RequestError(err) => describe_request_error(err),
+            OciDistributionError::RequestError(err) => super::http::describe(err, self.http.idle()),
             other => other.to_string(),
         };
         // oci-client copies what the registry or its token service sent
@@ -534,34 +534,6 @@ fn pem_certificates(data: &[u8]) -> Vec<Certificate> {
         rest = &rest[start + len + END.len()..];
     }
     out
-}
-
-/// A transport error in words, with its cause chain (DNS, refused, TLS),
-/// but without the URL's query.
-fn describe_request_error(err: &reqwest::Error) -> String {
-    use std::error::Error as _;
-    // Without the URL's query: after a redirect it can be a presigned
-    // storage URL, a credential in all but name.
-    let mut text = err.to_string();
-    if let Some(url) = err.url()
-        && url.query().is_some()
-    {
-        let mut bare = url.clone();
-        bare.set_query(None);
-        bare.set_fragment(None);
-        text = text.replace(url.as_str(), &format!("{bare}?…"));
-    }
-    let mut parts = vec![text];
-    let mut source = err.source();
-    while let Some(s) = source {
-        parts.push(s.to_string());
-        source = s.source();
-    }
-    let status = err
-        .status()
-        .map(|s| format!("HTTP {}: ", s.as_u16()))
-        .unwrap_or_default();
-    format!("{status}{}", parts.join(": "))
 }
 
 /// The media type a manifest declares; a document with `manifests` and no
