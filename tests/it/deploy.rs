@@ -44,7 +44,12 @@ const ADMISSION_OLDEST_KUBERNETES: &str = "1.36.0";
 
 /// Kinds that are not Kubernetes' own: kubernetes-validate has no schema for
 /// them, so their Kubernetes parts are validated by wrapping them in a Pod.
-const CUSTOM_KINDS: [&str; 2] = ["ClusterStorageContainer", "InferenceService"];
+const CUSTOM_KINDS: [&str; 4] = [
+    "ClusterStorageContainer",
+    "InferenceService",
+    "Certificate",
+    "Issuer",
+];
 
 /// The environment `modelgate init` reads, from its own `--help` (each
 /// setting shows `[env: MODELGATE_...]`), plus MODELGATE_LOG: any other
@@ -950,5 +955,88 @@ fn admission_builds_validates_and_selects_only_opted_in_namespaces() {
     assert_eq!(
         actions("modelgate-gate-warn"),
         serde_json::json!(["Warn", "Audit"])
+    );
+}
+
+/// The webhook's part of deploy/admission: two replicas spread over nodes
+/// behind a PodDisruptionBudget, hardened, pinned, no API token; webhook
+/// configurations that fail closed, have no side effects, time out well
+/// under the API server's 10 s, and never select kube-system or the
+/// webhook's own namespace; a certificate whose CA cert-manager injects.
+#[test]
+fn the_webhook_is_deployed_fail_closed_and_never_gates_itself() {
+    let docs = build(ADMISSION);
+    let deployment = one(&docs, "Deployment", "modelgate-webhook");
+    let spec = &deployment["spec"]["template"]["spec"];
+    assert_eq!(deployment["spec"]["replicas"], 2);
+    assert_eq!(
+        spec["topologySpreadConstraints"][0]["topologyKey"],
+        "kubernetes.io/hostname"
+    );
+    assert_eq!(spec["automountServiceAccountToken"], false);
+    let container = &spec["containers"][0];
+    let image = container["image"].as_str().unwrap();
+    assert!(
+        image.starts_with(MODELGATE_IMAGE) && pinned(image),
+        "{image}"
+    );
+    assert_eq!(container["args"], serde_json::json!(["webhook"]));
+    let sc = &container["securityContext"];
+    assert_eq!(sc["readOnlyRootFilesystem"], true);
+    assert_eq!(sc["allowPrivilegeEscalation"], false);
+    assert_eq!(sc["capabilities"]["drop"], serde_json::json!(["ALL"]));
+    assert_eq!(
+        one(&docs, "PodDisruptionBudget", "modelgate-webhook")["spec"]["minAvailable"],
+        1
+    );
+    assert_eq!(
+        one(&docs, "ServiceAccount", "modelgate-webhook")["automountServiceAccountToken"],
+        false
+    );
+    // No RBAC at all: the webhook calls no API.
+    assert!(
+        !docs.iter().any(
+            |d| ["Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"].contains(&kind(d))
+        ),
+        "the webhook needs no RBAC"
+    );
+    for (kind_, path) in [
+        ("MutatingWebhookConfiguration", "/mutate"),
+        ("ValidatingWebhookConfiguration", "/validate"),
+    ] {
+        let config = one(&docs, kind_, "modelgate");
+        assert_eq!(
+            config["metadata"]["annotations"]["cert-manager.io/inject-ca-from"],
+            "modelgate-system/modelgate-webhook"
+        );
+        for hook in list(&config["webhooks"]) {
+            assert_eq!(hook["failurePolicy"], "Fail", "{kind_}");
+            assert_eq!(hook["sideEffects"], "None", "{kind_}");
+            assert!(hook["timeoutSeconds"].as_u64().unwrap() <= 10, "{kind_}");
+            assert_eq!(hook["clientConfig"]["service"]["path"], path);
+            let expressions = list(&hook["namespaceSelector"]["matchExpressions"]);
+            assert!(
+                expressions
+                    .iter()
+                    .any(|e| e["key"] == "kubernetes.io/metadata.name"
+                        && e["operator"] == "NotIn"
+                        && list(&e["values"]).iter().any(|v| v == "kube-system")
+                        && list(&e["values"]).iter().any(|v| v == "modelgate-system")),
+                "{kind_}: {expressions:?}"
+            );
+            assert!(
+                expressions
+                    .iter()
+                    .any(|e| e["key"] == "modelgate.dev/enforce" && e["operator"] == "In"),
+                "{kind_}"
+            );
+        }
+    }
+    let certificate = one(&docs, "Certificate", "modelgate-webhook");
+    assert_eq!(certificate["spec"]["secretName"], "modelgate-webhook-tls");
+    assert!(
+        list(&certificate["spec"]["dnsNames"])
+            .iter()
+            .any(|n| n == "modelgate-webhook.modelgate-system.svc")
     );
 }
