@@ -1154,3 +1154,90 @@ fn a_pkcs1_rsa_key_is_served() {
     }
     assert_eq!(hook.get("/healthz").0, 200);
 }
+
+/// On a cluster without cert-manager, `scripts/admission-certs.sh` makes the
+/// serving certificate: the webhook starts with it, and a client that
+/// trusts only the script's CA reaches it under the Service's DNS name, as
+/// the API server does.
+#[test]
+fn the_certificate_script_makes_what_the_webhook_serves_under_its_service_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    let made = Command::new(repo("scripts/admission-certs.sh"))
+        .arg(&certs)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    for file in ["ca.crt", "tls.crt", "tls.key"] {
+        assert!(certs.join(file).is_file(), "{file}");
+    }
+    assert!(!certs.join("ca.key").exists(), "the CA key is kept");
+    let usage = Command::new(repo("scripts/admission-certs.sh"))
+        .output()
+        .unwrap();
+    assert_eq!(usage.status.code(), Some(2));
+    let policy_file = dir.path().join("policy.yaml");
+    std::fs::write(
+        &policy_file,
+        policy(
+            "registry.example",
+            &repo("fixtures/keys/test-signer.pub.pem"),
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let log = dir.path().join("webhook.log");
+    let mut process = Process::spawn(
+        Command::new(env!("CARGO_BIN_EXE_modelgate"))
+            .arg("webhook")
+            .arg("--policy")
+            .arg(&policy_file)
+            .env("MODELGATE_LISTEN", format!("127.0.0.1:{port}"))
+            .env("MODELGATE_TLS_CERT_FILE", certs.join("tls.crt"))
+            .env("MODELGATE_TLS_PRIVATE_KEY_FILE", certs.join("tls.key"))
+            .env("MODELGATE_GATE_IMAGE", GATE_IMAGE)
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(std::fs::File::create(&log).unwrap())),
+    );
+    let name = "modelgate-webhook.modelgate-system.svc";
+    let start = Instant::now();
+    loop {
+        if let Ok(Some(status)) = process.try_wait() {
+            panic!(
+                "the webhook ended ({status}): {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        let out = Command::new("curl")
+            .args([
+                "-sS",
+                "--max-time",
+                "5",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+            ])
+            .arg("--cacert")
+            .arg(certs.join("ca.crt"))
+            .arg("--resolve")
+            .arg(format!("{name}:{port}:127.0.0.1"))
+            .arg(format!("https://{name}:{port}/readyz"))
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&out.stdout) == "200" {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "not reachable under {name}: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
