@@ -304,6 +304,24 @@ pub fn structural(pod: &Pod, gate_image: &str) -> Vec<String> {
                     "init container {GATE}'s image {image:?} is not pinned; name it by digest (REPOSITORY@sha256:<64 hex>)"
                 ));
             }
+            // A gate that is a sidecar, or that runs something else, is a
+            // gate in name only: the server would start unverified.
+            if text(gate, "restartPolicy") == Some("Always") {
+                reasons.push(format!(
+                    "init container {GATE} has restartPolicy: Always, which makes it a sidecar the server does not wait for; remove it, so that the server starts only after the model is verified"
+                ));
+            }
+            let command = list(gate, "command");
+            let args = list(gate, "args");
+            let runs_init = (command.is_empty() || command == [Value::from("/modelgate")])
+                && (args.is_empty() || args == [Value::from("init")]);
+            if !runs_init {
+                reasons.push(format!(
+                    "init container {GATE} overrides its command or args ({}, {}); remove them, so that it runs modelgate init",
+                    Value::from(command.to_vec()),
+                    Value::from(args.to_vec())
+                ));
+            }
         }
     }
     if let Some(Model::Oci(reference)) = pod.model()
@@ -388,5 +406,53 @@ mod tests {
         let ops = mutation(&p, "/spec", IMAGE);
         assert_eq!(ops.len(), 3, "{ops:#?}");
         assert_eq!(structural(&p, IMAGE).len(), 1);
+    }
+
+    #[test]
+    fn a_gate_that_is_a_sidecar_or_runs_something_else_is_denied() {
+        let good = json!({"name": GATE, "image": IMAGE});
+        let cases = [
+            (json!({"restartPolicy": "Always"}), "restartPolicy: Always"),
+            (
+                json!({"command": ["/bin/true"]}),
+                "overrides its command or args",
+            ),
+            (
+                json!({"args": ["verify", "/x"]}),
+                "overrides its command or args",
+            ),
+        ];
+        for (change, message) in cases {
+            let mut gate = good.clone();
+            for (k, v) in change.as_object().unwrap() {
+                gate[k] = v.clone();
+            }
+            let mut pod = annotated();
+            pod["spec"]["initContainers"] = json!([gate]);
+            let p = Pod {
+                metadata: &pod["metadata"],
+                spec: &pod["spec"],
+            };
+            let reasons = structural(&p, IMAGE);
+            assert!(
+                reasons.iter().any(|r| r.contains(message)),
+                "{change}: {reasons:?}"
+            );
+        }
+        // Naming what the image runs anyway is allowed.
+        let mut gate = good.clone();
+        gate["command"] = json!(["/modelgate"]);
+        gate["args"] = json!(["init"]);
+        let mut pod = annotated();
+        pod["spec"]["initContainers"] = json!([gate]);
+        let p = Pod {
+            metadata: &pod["metadata"],
+            spec: &pod["spec"],
+        };
+        assert!(
+            !structural(&p, IMAGE)
+                .iter()
+                .any(|r| r.contains("overrides") || r.contains("restartPolicy")),
+        );
     }
 }
