@@ -45,6 +45,16 @@ pub fn run(cli: Cli) -> Verdict {
     let signals = to_stdout
         .then(init_cmd::block_termination_signals)
         .flatten();
+    // Commands that reach no registry answer without starting the runtime
+    // (its two worker threads are start-up time for nothing).
+    match &cli.command {
+        Command::VerifyBundle(args) => return verify_bundle_cmd(args),
+        Command::Policy(PolicyCommand::Check { file }) => return report(policy_check_cmd(file)),
+        Command::Measurement(MeasurementCommand::Verify { log, expect_chain }) => {
+            return measurement_verify_cmd(log, expect_chain.as_deref());
+        }
+        _ => {}
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -71,11 +81,9 @@ pub fn run(cli: Cli) -> Verdict {
         Command::Verify(args) => verify_cmd::verify_cmd(args, workers, &progress, rt),
         Command::Pull(args) => verify_cmd::pull_cmd(args, workers, &progress, rt),
         Command::Push(args) => report(push_cmd(args, workers, &progress, rt)),
-        Command::VerifyBundle(args) => verify_bundle_cmd(args),
-        Command::Policy(PolicyCommand::Check { file }) => report(policy_check_cmd(file)),
         Command::Init(args) => init_cmd::init_cmd(args, workers, &progress, rt, signals),
-        Command::Measurement(MeasurementCommand::Verify { log, expect_chain }) => {
-            measurement_verify_cmd(log, expect_chain.as_deref())
+        Command::VerifyBundle(_) | Command::Policy(_) | Command::Measurement(_) => {
+            unreachable!("answered above, without the runtime")
         }
         Command::Webhook(args) => webhook::webhook_cmd(args, workers, rt),
     };

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use super::{Settings, announced_files, given_signatures};
 use crate::oci::{self, ModelRef};
 use crate::policy::Mode;
-use crate::verify::{self, Origin, Signature, Verdict};
+use crate::verify::{self, Signature, Verdict};
 
 /// What admission decided about one model reference.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -80,7 +80,7 @@ pub async fn admit(settings: &Settings, reference: &str) -> Admission {
         oci::resolve(&model_ref, &settings.registry, discover),
     )
     .await;
-    let resolved = match resolved {
+    let mut resolved = match resolved {
         Ok(r) => r,
         Err(e) => {
             let mut refused = Admission::refused(e.verdict(), e.to_string());
@@ -99,15 +99,11 @@ pub async fn admit(settings: &Settings, reference: &str) -> Admission {
         every_file_compared: false,
     };
     let mut signatures: Vec<Signature> = given_signatures(&settings.signatures);
-    signatures.extend(resolved.discovered.iter().map(|found| {
-        Signature::new(
-            Origin::Registry {
-                reference: found.origin.clone(),
-                via: found.via,
-            },
-            found.bundle.clone(),
-        )
-    }));
+    signatures.extend(
+        std::mem::take(&mut resolved.discovered)
+            .into_iter()
+            .map(oci::discover::Discovered::into_signature),
+    );
     if signatures.is_empty() {
         out.reasons.push(format!(
             "{model_ref} ({}): no signature in the registry; sign and attach one (modelgate push does), or name a signed model",

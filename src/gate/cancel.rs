@@ -47,11 +47,6 @@ impl Cancel {
         self.state().temporary.push(path);
     }
 
-    /// Whether the run was cancelled.
-    pub fn is_cancelled(&self) -> bool {
-        self.state().cancelled
-    }
-
     /// Runs `place` (the step that puts a verified model in place) unless
     /// the run was cancelled; no cancellation can run while it does. Once
     /// cancelled, see [`Self::unless_cancelled`].

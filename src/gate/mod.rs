@@ -24,7 +24,7 @@ use tracing::{error, info, warn};
 
 pub use cancel::{Cancel, Cancelled};
 pub use error::{Error, SettingsError};
-pub use record::{Both, Display, MeasurementFile, Nowhere, Quiet, RecordError, Recorder};
+pub use record::{Both, Display, MeasurementFile, Quiet, RecordError, Recorder};
 pub use settings::{Naming, Setting, Settings, Spec, load_certificates, read_pem, trusted_root};
 pub use stage::{INCOMPLETE, StageError};
 
@@ -295,7 +295,7 @@ impl Run<'_> {
             oci::resolve(&model_ref, &settings.registry, discover),
         )
         .await;
-        let resolved = match resolved {
+        let mut resolved = match resolved {
             Ok(r) => r,
             Err(e) => return self.fail(given, &shown, e.verdict(), e.to_string(), None),
         };
@@ -319,19 +319,13 @@ impl Run<'_> {
                 );
                 return self.fail(given, &shown, Verdict::Rejected, message, Some(&origin));
             }
-            for candidate in &resolved.discovered {
+            for candidate in std::mem::take(&mut resolved.discovered) {
                 info!(signature = %candidate.origin, via = candidate.via.as_str(), "signature found in the registry");
                 origin.found.push(FoundOut {
                     reference: candidate.origin.clone(),
                     via: candidate.via.as_str(),
                 });
-                signatures.push(Signature::new(
-                    Origin::Registry {
-                        reference: candidate.origin.clone(),
-                        via: candidate.via,
-                    },
-                    candidate.bundle.clone(),
-                ));
+                signatures.push(candidate.into_signature());
             }
         }
         let placed_at = to.map_or_else(|| shown.clone(), Path::to_path_buf);

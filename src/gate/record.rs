@@ -55,15 +55,6 @@ impl Watch for Quiet {
     fn finished(&self, _handle: usize) {}
 }
 
-/// Records nothing (no `--measurement`).
-pub struct Nowhere;
-
-impl Recorder for Nowhere {
-    fn record(&mut self, _doc: Measurement<'_>) -> Result<(), RecordError> {
-        Ok(())
-    }
-}
-
 /// A measurement file, and under `init` the pod and node facts added to it,
 /// the measurement log and the termination message. Cheap to clone: the
 /// deadline and signal watchers of `init` record through a clone.

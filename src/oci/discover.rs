@@ -37,6 +37,20 @@ pub struct Discovered {
     pub bundle: Vec<u8>,
 }
 
+impl Discovered {
+    /// The candidate as verification takes it: its bytes (moved, not
+    /// copied: a bundle may be large) and where it was found.
+    pub fn into_signature(self) -> crate::verify::Signature {
+        crate::verify::Signature::new(
+            crate::verify::Origin::Registry {
+                reference: self.origin,
+                via: self.via,
+            },
+            self.bundle,
+        )
+    }
+}
+
 #[derive(Deserialize)]
 struct Manifest {
     #[serde(default)]

@@ -161,18 +161,39 @@ impl Http {
             request = request.header(AUTHORIZATION, value);
         }
         let response = request.send().await.map_err(|e| self.transport(&e))?;
-        if response.status() != StatusCode::UNAUTHORIZED {
-            return Ok(());
-        }
-        let challenge = response
-            .headers()
-            .get(WWW_AUTHENTICATE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string();
-        if let Some(bearer) = Challenge::parse(&challenge) {
+        if let Some(bearer) = challenge_of(&response) {
             let token = self.token(&bearer).await?;
             *self.bearer.lock().await = Some(token);
+        }
+        Ok(())
+    }
+
+    /// Before a client that is not this one (oci-client, for a push) sends
+    /// the credentials: an HTTPS registry whose token service is plain HTTP
+    /// is refused, nothing sent. Only asked when there is a secret to send;
+    /// a registry that cannot be reached is left to the request after.
+    pub async fn check_realm(&self) -> Result<(), HttpError> {
+        if !self.https || matches!(self.credential, Credential::Anonymous) {
+            return Ok(());
+        }
+        let Ok(response) = self.client.get(format!("{}/v2/", self.base)).send().await else {
+            return Ok(());
+        };
+        match challenge_of(&response) {
+            Some(bearer) => self.refuse_cleartext(&bearer.realm),
+            None => Ok(()),
+        }
+    }
+
+    /// An HTTPS registry's plain-HTTP token service would get the
+    /// credentials in cleartext: refused, when there are credentials.
+    fn refuse_cleartext(&self, realm: &str) -> Result<(), HttpError> {
+        let has_secret = !matches!(self.credential, Credential::Anonymous);
+        if self.https && has_secret && !realm.to_ascii_lowercase().starts_with("https://") {
+            return Err(HttpError::Cleartext(format!(
+                "{} sends clients to the token service {realm}, which is not HTTPS: the credentials for {} would travel in cleartext, so none were sent; have the registry's token realm use HTTPS (or, for a test registry on a trusted network, name it with --insecure-registry)",
+                self.registry, self.registry
+            )));
         }
         Ok(())
     }
@@ -225,17 +246,9 @@ impl Http {
         let cached = self.bearer.lock().await.clone();
         let first = send(self.authorization(cached.as_deref())).await;
         let response = first.map_err(|e| self.transport(&e))?;
-        if response.status() != StatusCode::UNAUTHORIZED {
-            return Ok(response);
-        }
-        let challenge = response
-            .headers()
-            .get(WWW_AUTHENTICATE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string();
-        let Some(bearer) = Challenge::parse(&challenge) else {
-            // Basic, or no challenge: the credential was already sent.
+        let Some(bearer) = challenge_of(&response) else {
+            // Not a 401, or Basic, or no challenge: the credential (if any)
+            // was already sent.
             return Ok(response);
         };
         let token = self.token(&bearer).await?;
@@ -264,13 +277,7 @@ impl Http {
     /// A token from the service a `Bearer` challenge names, for pulling.
     async fn token(&self, challenge: &Challenge) -> Result<String, HttpError> {
         let realm = &challenge.realm;
-        let has_secret = !matches!(self.credential, Credential::Anonymous);
-        if self.https && has_secret && !realm.to_ascii_lowercase().starts_with("https://") {
-            return Err(HttpError::Cleartext(format!(
-                "{} sends clients to the token service {realm}, which is not HTTPS: the credentials for {} would travel in cleartext, so none were sent; have the registry's token realm use HTTPS (or, for a test registry on a trusted network, name it with --insecure-registry)",
-                self.registry, self.registry
-            )));
-        }
+        self.refuse_cleartext(realm)?;
         let scope = format!("repository:{}:pull", self.repository);
         let mut request = self.client.get(realm).query(&[("scope", scope.as_str())]);
         if let Some(service) = &challenge.service {
@@ -498,6 +505,20 @@ fn host_port(url: &reqwest::Url) -> String {
         (Some(h), None) => h.to_string(),
         _ => String::new(),
     }
+}
+
+/// The `Bearer` challenge of a `401` answer, if it is one.
+fn challenge_of(response: &Response) -> Option<Challenge> {
+    if response.status() != StatusCode::UNAUTHORIZED {
+        return None;
+    }
+    let header = response.headers().get(WWW_AUTHENTICATE)?.to_str().ok()?;
+    Challenge::parse(header)
+}
+
+/// The `realm` of a `Bearer` challenge (`Bearer realm="...",service=...`).
+pub fn realm_of(header: &str) -> Option<String> {
+    Challenge::parse(header).map(|c| c.realm)
 }
 
 /// A `Bearer` challenge's realm and service.

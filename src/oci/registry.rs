@@ -71,9 +71,6 @@ pub struct Registry {
     pub(super) reference: ModelRef,
     credential: Credential,
     platform: Option<String>,
-    /// For an HTTPS registry with credentials: a client to read its auth
-    /// challenge before any secret is sent.
-    probe: Option<reqwest::Client>,
     /// The read side (manifests, referrers, blobs), bounded (see
     /// [`super::http`]).
     pub(super) http: Http,
@@ -102,12 +99,6 @@ impl Registry {
             .for_registry(reference.registry())
             .map_err(|e| OciError::Usage(e.to_string()))?;
         let roots = trusted_roots(&opts.ca_files)?;
-        let https = !opts.insecure.iter().any(|h| h == reference.registry());
-        let probe = if https && !matches!(credential, Credential::Anonymous) {
-            Some(probe_client(&roots)?)
-        } else {
-            None
-        };
         let http = Http::new(
             reference,
             credential.clone(),
@@ -162,7 +153,6 @@ impl Registry {
             reference: reference.clone(),
             credential,
             platform: opts.platform.clone(),
-            probe,
             http,
         })
     }
@@ -207,15 +197,13 @@ impl Registry {
         self.credential.describe()
     }
 
-    /// Authenticates for pulling (the `WWW-Authenticate` challenge, a token
-    /// scoped to this repository when the registry asks for one).
-    pub async fn login(&self) -> Result<(), OciError> {
-        self.login_for(RegistryOperation::Pull).await
-    }
-
     /// Authenticates for `operation` (a push needs a push-scoped token).
     pub async fn login_for(&self, operation: RegistryOperation) -> Result<(), OciError> {
-        self.refuse_cleartext_realm().await?;
+        // Refused before oci-client sends any secret (see Http::check_realm).
+        self.http
+            .check_realm()
+            .await
+            .map_err(|e| self.http_error("authenticate to", &self.reference, e))?;
         self.client
             .auth(
                 self.reference.as_client_ref(),
@@ -225,32 +213,6 @@ impl Registry {
             .await
             .map(|_| ())
             .map_err(|e| self.registry_error("authenticate to", &e))
-    }
-
-    /// An HTTPS registry whose token service (the `realm` of its `Bearer`
-    /// challenge) is plain HTTP would have the password sent in cleartext:
-    /// refused before it is sent. Only asked when there is a secret to send.
-    async fn refuse_cleartext_realm(&self) -> Result<(), OciError> {
-        let Some(probe) = &self.probe else {
-            return Ok(());
-        };
-        let registry = self.reference.registry();
-        let Ok(response) = probe.get(format!("https://{registry}/v2/")).send().await else {
-            return Ok(()); // unreachable: the login that follows reports it
-        };
-        let challenge = response
-            .headers()
-            .get(reqwest::header::WWW_AUTHENTICATE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        match bearer_realm(challenge) {
-            Some(realm) if !realm.to_ascii_lowercase().starts_with("https://") => {
-                Err(OciError::Usage(format!(
-                    "{registry} sends clients to the token service {realm}, which is not HTTPS: the credentials for {registry} would travel in cleartext, so none were sent; have the registry's token realm use HTTPS (or, for a test registry on a trusted network, name it with --insecure-registry)"
-                )))
-            }
-            _ => Ok(()),
-        }
     }
 
     /// The credential in oci-client's form.
@@ -430,19 +392,9 @@ pub fn is_transient(e: &OciDistributionError) -> bool {
 
 /// The `realm` of a `Bearer` challenge (`Bearer realm="...",service=...`).
 pub fn bearer_realm(challenge: &str) -> Option<String> {
-    let (scheme, params) = challenge.trim().split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return None;
-    }
-    params.split(',').find_map(|param| {
-        let (key, value) = param.trim().split_once('=')?;
-        key.trim()
-            .eq_ignore_ascii_case("realm")
-            .then(|| value.trim().trim_matches('"').to_string())
-    })
+    super::http::realm_of(challenge)
 }
 
-/// A plain HTTPS client over the same roots, for reading a challenge.
 /// The roots in reqwest's form.
 fn reqwest_roots(roots: &[Certificate]) -> Result<Vec<reqwest::Certificate>, OciError> {
     let mut certs = Vec::with_capacity(roots.len());
@@ -455,17 +407,6 @@ fn reqwest_roots(roots: &[Certificate]) -> Result<Vec<reqwest::Certificate>, Oci
         certs.push(cert);
     }
     Ok(certs)
-}
-
-fn probe_client(roots: &[Certificate]) -> Result<reqwest::Client, OciError> {
-    let certs = reqwest_roots(roots)?;
-    reqwest::Client::builder()
-        .tls_certs_only(certs)
-        .connect_timeout(Duration::from_secs(10))
-        .timeout(Duration::from_secs(30))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|e| OciError::Usage(format!("cannot set up HTTPS: {e}")))
 }
 
 /// The system's CA bundle, when the machine has one: `$SSL_CERT_FILE`, else
