@@ -617,4 +617,77 @@ mod tests {
         assert!(c.len() < MAX_EXCERPT + 40, "{}", c.len());
         assert!(c.ends_with("(1200 bytes, cut)"), "{c}");
     }
+
+    /// A server on 127.0.0.1 that answers every request with `answer(path)`
+    /// (raw HTTP/1.1, the connection closed after it): a hostile registry
+    /// and token service in a few lines.
+    async fn serve(answer: fn(&str, u16) -> Vec<u8>) -> u16 {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut head = vec![0u8; 4096];
+                    let n = stream.read(&mut head).await.unwrap_or(0);
+                    let text = String::from_utf8_lossy(&head[..n]).to_string();
+                    let path = text.split(' ').nth(1).unwrap_or("/").to_string();
+                    let _ = stream.write_all(&answer(&path, port)).await;
+                    // An endless body: keep sending until the client hangs up.
+                    if path.contains("endless") {
+                        let chunk = vec![b'x'; 64 << 10];
+                        while stream.write_all(&chunk).await.is_ok() {}
+                    }
+                });
+            }
+        });
+        port
+    }
+
+    fn client(port: u16) -> Http {
+        let host = format!("127.0.0.1:{port}");
+        let reference = ModelRef::parse(&format!("oci://{host}/m:v1")).unwrap();
+        Http::new(
+            &reference,
+            Credential::Anonymous,
+            Vec::new(),
+            &[host],
+            Duration::from_secs(5),
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_token_answer_without_end_is_cut_at_its_bound() {
+        let port = serve(|path, port| {
+            if path.starts_with("/v2/") && path.len() == 4 {
+                format!("HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm=\"http://127.0.0.1:{port}/endless-token\",service=\"s\"\r\nContent-Length: 0\r\n\r\n").into_bytes()
+            } else {
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{\"token\": \"".to_vec()
+            }
+        })
+        .await;
+        let err = client(port).login().await.unwrap_err();
+        assert!(
+            matches!(&err, HttpError::TooLarge { what, limit } if what == "a token answer" && *limit == MAX_TOKEN_BYTES),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_redirect_loop_ends_after_five_hops() {
+        let port = serve(|path, _| {
+            format!(
+                "HTTP/1.1 307 Temporary Redirect\r\nLocation: {path}\r\nContent-Length: 0\r\n\r\n"
+            )
+            .into_bytes()
+        })
+        .await;
+        let err = client(port)
+            .get_bounded("manifests/v1", &["*/*"], 1024, "the manifest")
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("more than 5 redirects"), "{err}");
+        assert!(err.is_transient(), "a transport error: {err}");
+    }
 }
