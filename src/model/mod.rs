@@ -12,5 +12,6 @@ pub mod resources;
 pub use digest::Digest;
 pub use dir::{Entry, EntryKind, FsError, ModelRoot};
 pub use hashing::HashAlgorithm;
+pub use mapped::start_writeback;
 pub use paths::{IgnoreRules, SINGLE_FILE_NAME};
 pub use resources::{HashError, HashTask, Method, ResourceKey, Serialization};

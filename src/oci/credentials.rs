@@ -53,18 +53,6 @@ impl Credential {
             Self::Bearer(_) => "identity token".into(),
         }
     }
-
-    /// The credential in oci-client's form.
-    pub fn to_client_auth(&self) -> oci_client::secrets::RegistryAuth {
-        use oci_client::secrets::RegistryAuth;
-        match self {
-            Self::Anonymous => RegistryAuth::Anonymous,
-            Self::Basic { username, password } => {
-                RegistryAuth::Basic(username.clone(), password.clone())
-            }
-            Self::Bearer(token) => RegistryAuth::Bearer(token.clone()),
-        }
-    }
 }
 
 /// Why a config file cannot be used. Messages name the file and the

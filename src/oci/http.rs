@@ -6,8 +6,9 @@
 //! their size (a manifest answer without end grew modelgate past 1.2 GB),
 //! follows a redirect from HTTPS to plain HTTP without a word, and copies a
 //! token service's error body into its errors; so the pull side speaks HTTP
-//! itself, on reqwest (rustls): this module. Pushes still go through
-//! oci-client, which sends what modelgate chose to send.
+//! itself, on reqwest (rustls): this module, for pushes too (uploads,
+//! manifests), so their answers are bounded and their redirects held to
+//! the same rule.
 //!
 //! - A body is read chunk by chunk into a buffer that stops at its bound
 //!   plus one byte, whatever `Content-Length` says.
@@ -97,8 +98,12 @@ pub struct Http {
     https: bool,
     /// How long a connection may send nothing.
     idle: Duration,
-    /// The token the registry's token service issued for pulling.
+    /// The token the registry's token service issued.
     bearer: tokio::sync::Mutex<Option<String>>,
+    /// Whether tokens are asked for with push as well as pull.
+    push: std::sync::atomic::AtomicBool,
+    /// Hosts named `--insecure-registry`.
+    insecure: Vec<String>,
 }
 
 impl Http {
@@ -148,6 +153,8 @@ impl Http {
             https,
             idle,
             bearer: tokio::sync::Mutex::new(None),
+            push: std::sync::atomic::AtomicBool::new(false),
+            insecure: insecure.to_vec(),
         })
     }
 
@@ -166,23 +173,6 @@ impl Http {
             *self.bearer.lock().await = Some(token);
         }
         Ok(())
-    }
-
-    /// Before a client that is not this one (oci-client, for a push) sends
-    /// the credentials: an HTTPS registry whose token service is plain HTTP
-    /// is refused, nothing sent. Only asked when there is a secret to send;
-    /// a registry that cannot be reached is left to the request after.
-    pub async fn check_realm(&self) -> Result<(), HttpError> {
-        if !self.https || matches!(self.credential, Credential::Anonymous) {
-            return Ok(());
-        }
-        let Ok(response) = self.client.get(format!("{}/v2/", self.base)).send().await else {
-            return Ok(());
-        };
-        match challenge_of(&response) {
-            Some(bearer) => self.refuse_cleartext(&bearer.realm),
-            None => Ok(()),
-        }
     }
 
     /// An HTTPS registry's plain-HTTP token service would get the
@@ -232,8 +222,8 @@ impl Http {
         accept: &[&str],
         from: Option<u64>,
     ) -> Result<Response, HttpError> {
-        let url = format!("{}/v2/{}/{path}", self.base, self.repository);
-        let send = |authorization: Option<String>| {
+        let url = self.url(path);
+        self.send(|authorization| {
             let mut request = self.client.get(&url).header(ACCEPT, accept.join(", "));
             if let Some(from) = from {
                 request = request.header(RANGE, format!("bytes={from}-"));
@@ -241,10 +231,26 @@ impl Http {
             if let Some(value) = authorization {
                 request = request.header(AUTHORIZATION, value);
             }
-            request.send()
-        };
+            Ok(request)
+        })
+        .await
+    }
+
+    /// `<base>/v2/<repository>/<path>`.
+    fn url(&self, path: &str) -> String {
+        format!("{}/v2/{}/{path}", self.base, self.repository)
+    }
+
+    /// Sends the request `build` makes with the credential the registry
+    /// asks for: the cached token, or after a `401` the token its `Bearer`
+    /// challenge names (then `build` is called again: a body is made anew),
+    /// or the credential itself.
+    async fn send(
+        &self,
+        build: impl Fn(Option<String>) -> Result<reqwest::RequestBuilder, HttpError>,
+    ) -> Result<Response, HttpError> {
         let cached = self.bearer.lock().await.clone();
-        let first = send(self.authorization(cached.as_deref())).await;
+        let first = build(self.authorization(cached.as_deref()))?.send().await;
         let response = first.map_err(|e| self.transport(&e))?;
         let Some(bearer) = challenge_of(&response) else {
             // Not a 401, or Basic, or no challenge: the credential (if any)
@@ -253,9 +259,147 @@ impl Http {
         };
         let token = self.token(&bearer).await?;
         *self.bearer.lock().await = Some(token.clone());
-        send(Some(format!("Bearer {token}")))
+        build(Some(format!("Bearer {token}")))?
+            .send()
             .await
             .map_err(|e| self.transport(&e))
+    }
+
+    /// Asks for push as well as pull from now on (a token scoped
+    /// `pull,push`), and logs in with it.
+    pub async fn login_push(&self) -> Result<(), HttpError> {
+        self.push.store(true, std::sync::atomic::Ordering::Relaxed);
+        *self.bearer.lock().await = None;
+        self.login().await
+    }
+
+    /// Whether the repository has the blob `digest` (`HEAD`).
+    pub async fn blob_exists(&self, digest: &str) -> Result<bool, HttpError> {
+        let url = self.url(&format!("blobs/{digest}"));
+        let response = self
+            .send(|authorization| {
+                let mut request = self.client.head(&url);
+                if let Some(value) = authorization {
+                    request = request.header(AUTHORIZATION, value);
+                }
+                Ok(request)
+            })
+            .await?;
+        match response.status() {
+            StatusCode::NOT_FOUND => Ok(false),
+            s if s.is_success() => Ok(true),
+            _ => self.expect_success(response).await.map(|_| true),
+        }
+    }
+
+    /// Uploads a blob of `size` bytes as `digest` in one request: `POST`
+    /// opens an upload session, one `PUT …?digest=` carries every byte
+    /// (the spec's monolithic upload; the registry checks the digest).
+    /// `body` makes the bytes (called again if the registry asks for a new
+    /// token mid-way).
+    pub async fn upload_blob(
+        &self,
+        digest: &str,
+        size: u64,
+        body: impl Fn() -> Result<reqwest::Body, HttpError>,
+    ) -> Result<(), HttpError> {
+        let start = self.url("blobs/uploads/");
+        let opened = self
+            .send(|authorization| {
+                let mut request = self
+                    .client
+                    .post(&start)
+                    .header(reqwest::header::CONTENT_LENGTH, "0");
+                if let Some(value) = authorization {
+                    request = request.header(AUTHORIZATION, value);
+                }
+                Ok(request)
+            })
+            .await?;
+        let opened = self.expect_success(opened).await?;
+        let location = opened
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+            .ok_or_else(|| {
+                HttpError::Transport(format!(
+                    "the registry opened an upload for blob {digest} without a Location to send it to"
+                ))
+            })?;
+        // The ack's body is read bounded (and thrown away): a registry that
+        // sends more is not answering the request.
+        self.read(opened, MAX_ERROR_BODY, "its answer to opening an upload")
+            .await?;
+        let mut target = reqwest::Url::parse(&self.base)
+            .and_then(|base| base.join(&location))
+            .map_err(|_| {
+                HttpError::Transport(format!(
+                    "the registry's upload location for blob {digest} is not a URL"
+                ))
+            })?;
+        self.check_target(&target)?;
+        target.query_pairs_mut().append_pair("digest", digest);
+        // A credential goes only to the registry itself, never to another
+        // host the upload was sent to (as reqwest drops it on redirects).
+        let same_origin = reqwest::Url::parse(&self.base)
+            .map(|base| base.origin() == target.origin())
+            .unwrap_or(false);
+        let response = self
+            .send(|authorization| {
+                let mut request = self
+                    .client
+                    .put(target.clone())
+                    .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+                    .header(reqwest::header::CONTENT_LENGTH, size)
+                    .body(body()?);
+                if let Some(value) = authorization.filter(|_| same_origin) {
+                    request = request.header(AUTHORIZATION, value);
+                }
+                Ok(request)
+            })
+            .await?;
+        self.expect_success(response).await.map(|_| ())
+    }
+
+    /// Puts a manifest (or index) of `media_type` at `at` (a tag or a
+    /// digest).
+    pub async fn put_manifest(
+        &self,
+        at: &str,
+        body: &[u8],
+        media_type: &str,
+    ) -> Result<(), HttpError> {
+        let url = self.url(&format!("manifests/{at}"));
+        let response = self
+            .send(|authorization| {
+                let mut request = self
+                    .client
+                    .put(&url)
+                    .header(reqwest::header::CONTENT_TYPE, media_type)
+                    .body(body.to_vec());
+                if let Some(value) = authorization {
+                    request = request.header(AUTHORIZATION, value);
+                }
+                Ok(request)
+            })
+            .await?;
+        self.expect_success(response).await.map(|_| ())
+    }
+
+    /// A URL the registry sent a client to (an upload location) is held to
+    /// the redirect rule: never from HTTPS to plain HTTP unless its host was
+    /// named `--insecure-registry`.
+    fn check_target(&self, target: &reqwest::Url) -> Result<(), HttpError> {
+        let host = host_port(target);
+        if self.https && target.scheme() != "https" && !self.insecure.contains(&host) {
+            return Err(HttpError::Cleartext(format!(
+                "{} sent the upload to {} over plain HTTP; refused: the model's bytes and any credential would travel in cleartext (name {host} with --insecure-registry if that network is trusted)",
+                self.registry,
+                without_query(target)
+            )));
+        }
+        Ok(())
     }
 
     /// The `Authorization` value for a request: the token, or the
@@ -278,7 +422,12 @@ impl Http {
     async fn token(&self, challenge: &Challenge) -> Result<String, HttpError> {
         let realm = &challenge.realm;
         self.refuse_cleartext(realm)?;
-        let scope = format!("repository:{}:pull", self.repository);
+        let actions = if self.push.load(std::sync::atomic::Ordering::Relaxed) {
+            "pull,push"
+        } else {
+            "pull"
+        };
+        let scope = format!("repository:{}:{actions}", self.repository);
         let mut request = self.client.get(realm).query(&[("scope", scope.as_str())]);
         if let Some(service) = &challenge.service {
             request = request.query(&[("service", service.as_str())]);

@@ -11,20 +11,17 @@
 //! an unverified archive is ever interpreted. The caller owns the folder and
 //! removes it on any failure.
 
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use sha2::Digest as _;
-use tokio::io::AsyncWriteExt as _;
 
 use super::layout::{ModelArtifact, ModelLayer, Unpack};
 use super::registry::{OciError, Registry};
 use crate::model::Digest;
 use crate::verify::KnownDigests;
-
-/// Bytes gathered before each write to disk.
-const WRITE_BUFFER: usize = 1 << 20;
 
 /// How to pull.
 pub struct PullOptions<'a> {
@@ -145,6 +142,13 @@ pub async fn download(
 
 /// Streams one layer's blob into `target` (a new file), checking its size
 /// and digest; `path` names it in messages.
+///
+/// The network side (this task) only receives, into one of two fixed
+/// buffers; a blocking thread of its own hashes each full buffer, writes it
+/// in one `write`, gives it back, and starts each window's write-back as it
+/// goes, so the final `fdatasync` has little left to wait for. Before, the
+/// bytes went through a `BufWriter` and tokio's file (two copies and a
+/// blocking-pool hop per write); measured in docs/performance.md.
 async fn fetch_layer(
     registry: &Registry,
     layer: &ModelLayer,
@@ -157,73 +161,73 @@ async fn fetch_layer(
             .await
             .map_err(|e| OciError::Registry(format!("cannot create {}: {e}", parent.display())))?;
     }
-    let file = tokio::fs::OpenOptions::new()
+    let file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
         .mode(0o644)
         .open(target)
-        .await
         .map_err(|e| {
             OciError::Content(format!(
                 "cannot create {path} for layer {}: {e}",
                 layer.digest
             ))
         })?;
-    // tokio's file hands every write to a blocking thread: the network's
-    // small chunks are gathered into 4 MiB writes (measured: this halved the
-    // pull's overhead over curl).
-    let mut file = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file);
-    let mut hasher = sha2::Sha256::new();
+    let (mut to_writer, writer) = start_writer(file);
     let mut received: u64 = 0;
     let mut attempt = 0;
     let started = std::time::Instant::now();
     let handle = opts.watch.started(path, layer.size);
-    loop {
-        let sink = Sink {
-            file: &mut file,
-            hasher: &mut hasher,
-            received: &mut received,
-            handle,
-        };
-        match stream_into(registry, layer, sink, opts).await {
-            Ok(()) => break,
-            Err(Failure::Final(e)) => {
-                opts.watch.finished(handle);
-                return Err(e);
-            }
+    let streamed = loop {
+        match stream_into(registry, layer, &mut to_writer, &mut received, handle, opts).await {
+            Ok(()) => break Ok(()),
+            Err(Failure::Final(e)) => break Err(e),
             // Every byte arrived, but the answer ended badly (a connection
             // cut after the body, a Content-Length longer than the body):
             // there is nothing left to ask for, and the digest decides.
             Err(Failure::Transient(e)) if received == layer.size => {
                 tracing::warn!(blob = %layer.digest, path, "{e}; all {received} bytes arrived, checking the digest");
-                break;
+                break Ok(());
             }
-            Err(Failure::Transient(e)) if attempt >= opts.retries => {
-                opts.watch.finished(handle);
-                return Err(e);
-            }
+            Err(Failure::Transient(e)) if attempt >= opts.retries => break Err(e),
             Err(Failure::Transient(e)) => {
                 attempt += 1;
                 tracing::warn!(blob = %layer.digest, path, attempt, "{e}; resuming at byte {received}");
                 tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
             }
         }
-    }
+    };
     opts.watch.finished(handle);
-    // On disk before the folder is renamed into place: a crash never leaves
-    // a torn file under a name that looks verified. fdatasync, not fsync:
-    // the data and the size the data needs, without the timestamps nobody
-    // reads back. (Measured: no cost the benchmark can see; the data is
-    // written once either way.)
-    file.flush()
+    // The writer stops at once, without syncing, when the channel closes
+    // with no `Done` (a failure here, or this future dropped at the
+    // deadline); a write error there ends the stream above and is reported
+    // here.
+    if streamed.is_ok() {
+        // A failed send means the writer already ended, with its reason.
+        let _ = to_writer.finish().await;
+    }
+    drop(to_writer);
+    let written = writer
         .await
-        .map_err(|e| OciError::Registry(format!("cannot write {path}: {e}")))?;
-    file.get_ref()
-        .sync_data()
-        .await
-        .map_err(|e| OciError::Registry(format!("cannot write {path}: {e}")))?;
-    let digest = Digest(hasher.finalize().into()).to_string();
+        .map_err(|e| OciError::Registry(format!("writing {path}: {e}")))?;
+    let digest = match (streamed, written) {
+        // The disk's error first: it is why the stream stopped, if it did.
+        (_, Err(WriteError::Io(e))) => {
+            return Err(OciError::Registry(format!(
+                "cannot write {path} (layer {}): {e}",
+                layer.digest
+            )));
+        }
+        (Err(e), _) => return Err(e),
+        (Ok(()), Err(WriteError::Abandoned)) => {
+            return Err(OciError::Registry(format!(
+                "cannot write {path} (layer {}): its writer stopped",
+                layer.digest
+            )));
+        }
+        (Ok(()), Ok(digest)) => digest,
+    };
+    let digest = Digest(digest).to_string();
     if digest != layer.digest {
         return Err(mismatch(path, &layer.digest, &digest));
     }
@@ -236,6 +240,134 @@ async fn fetch_layer(
         "blob fetched, digest checked"
     );
     Ok(())
+}
+
+/// Bytes per buffer handed from the network to the writer of one blob.
+const WRITE_BATCH: usize = 256 << 10;
+
+/// Buffers per blob: one filling from the network, one being written; a
+/// fixed bound on memory (512 KiB per blob in flight) whatever the registry
+/// or the disk does.
+const BUFFERS: usize = 2;
+
+/// Bytes written between two starts of write-back.
+const WRITEBACK_WINDOW: u64 = 8 << 20;
+
+/// What the network side hands the writer.
+enum Piece {
+    /// The blob's next bytes (a buffer of the pool, returned once written).
+    Bytes(Vec<u8>),
+    /// Every byte arrived: write the rest, make it durable, and give the
+    /// digest.
+    Done,
+}
+
+/// The network side's end of a blob's writer: buffers to fill, and where
+/// to send them full.
+struct ToWriter {
+    pieces: tokio::sync::mpsc::Sender<Piece>,
+    free: tokio::sync::mpsc::Receiver<Vec<u8>>,
+    filling: Vec<u8>,
+}
+
+impl ToWriter {
+    /// Copies `chunk` into the buffers, handing each full one over; false
+    /// when the writer has stopped (it says why when joined).
+    async fn put(&mut self, mut chunk: &[u8]) -> bool {
+        while !chunk.is_empty() {
+            let room = WRITE_BATCH - self.filling.len();
+            let (now, rest) = chunk.split_at(room.min(chunk.len()));
+            self.filling.extend_from_slice(now);
+            chunk = rest;
+            if self.filling.len() == WRITE_BATCH && !self.hand_over().await {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Sends the buffer being filled and takes an empty one.
+    async fn hand_over(&mut self) -> bool {
+        let Some(empty) = self.free.recv().await else {
+            return false;
+        };
+        let full = std::mem::replace(&mut self.filling, empty);
+        self.pieces.send(Piece::Bytes(full)).await.is_ok()
+    }
+
+    /// Sends what is left and asks for the digest.
+    async fn finish(&mut self) -> bool {
+        (self.filling.is_empty() || self.hand_over().await)
+            && self.pieces.send(Piece::Done).await.is_ok()
+    }
+}
+
+/// Why the writer ended without a digest.
+#[derive(Debug, thiserror::Error)]
+enum WriteError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("the transfer was given up")]
+    Abandoned,
+}
+
+/// Starts the writer thread of one blob.
+fn start_writer(
+    file: std::fs::File,
+) -> (
+    ToWriter,
+    tokio::task::JoinHandle<Result<[u8; 32], WriteError>>,
+) {
+    let (pieces, rx) = tokio::sync::mpsc::channel(1);
+    let (free_tx, free) = tokio::sync::mpsc::channel(BUFFERS);
+    for _ in 1..BUFFERS {
+        let _ = free_tx.try_send(Vec::with_capacity(WRITE_BATCH));
+    }
+    let writer = tokio::task::spawn_blocking(move || write_blob(file, rx, &free_tx));
+    let to = ToWriter {
+        pieces,
+        free,
+        filling: Vec::with_capacity(WRITE_BATCH),
+    };
+    (to, writer)
+}
+
+/// The writer thread of one blob: hashes and writes every buffer in order
+/// and gives it back; on `Done`, `fdatasync`s the file (on disk before the
+/// folder is renamed into place: a crash never leaves a torn file under a
+/// name that looks verified; the data and the size it needs, not the
+/// timestamps) and returns the SHA-256 of every byte written. Ends at once,
+/// without syncing, when the channel closes with no `Done`.
+fn write_blob(
+    mut file: std::fs::File,
+    mut rx: tokio::sync::mpsc::Receiver<Piece>,
+    free: &tokio::sync::mpsc::Sender<Vec<u8>>,
+) -> Result<[u8; 32], WriteError> {
+    use std::io::Write as _;
+    let mut hasher = sha2::Sha256::new();
+    let (mut written, mut flushed) = (0u64, 0u64);
+    loop {
+        match rx.blocking_recv() {
+            Some(Piece::Bytes(mut buf)) => {
+                hasher.update(&buf);
+                file.write_all(&buf)?;
+                written += buf.len() as u64;
+                if written - flushed >= WRITEBACK_WINDOW {
+                    // A hint only (see `start_writeback`); the fdatasync
+                    // below is the guarantee.
+                    let _ = crate::model::start_writeback(&file, flushed, written - flushed);
+                    flushed = written;
+                }
+                buf.clear();
+                let _ = free.try_send(buf);
+            }
+            Some(Piece::Done) => {
+                file.sync_data()?;
+                return Ok(hasher.finalize().into());
+            }
+            None => return Err(WriteError::Abandoned),
+        }
+    }
 }
 
 /// Raises a stop when dropped: a pull given up on mid-unpacking (its future
@@ -263,27 +395,15 @@ enum Failure {
     Final(OciError),
 }
 
-/// Where a blob's bytes go: its file and its hash, and how many arrived.
-struct Sink<'a> {
-    file: &'a mut tokio::io::BufWriter<tokio::fs::File>,
-    hasher: &'a mut sha2::Sha256,
-    received: &'a mut u64,
-    handle: usize,
-}
-
 /// Streams the rest of a blob (from `*received` on) into the sink.
 async fn stream_into(
     registry: &Registry,
     layer: &ModelLayer,
-    sink: Sink<'_>,
+    writer: &mut ToWriter,
+    received: &mut u64,
+    handle: usize,
     opts: &PullOptions<'_>,
 ) -> Result<(), Failure> {
-    let Sink {
-        file,
-        hasher,
-        received,
-        handle,
-    } = sink;
     let blob = &layer.digest;
     let doing = if *received == 0 { "fetch" } else { "resume" };
     // Asked for as a range, even from byte 0, and open-ended (`bytes=N-`):
@@ -326,10 +446,12 @@ async fn stream_into(
                 registry.reference, layer.size
             ))));
         }
-        hasher.update(&chunk);
-        file.write_all(&chunk).await.map_err(|e| {
-            Failure::Final(OciError::Registry(format!("cannot write blob {blob}: {e}")))
-        })?;
+        // A closed channel: the writer failed, and says why when joined.
+        if !writer.put(&chunk).await {
+            return Err(Failure::Final(OciError::Registry(format!(
+                "cannot write blob {blob}"
+            ))));
+        }
         *received += len;
         opts.watch.received(handle, len);
     }

@@ -12,10 +12,9 @@ use std::path::Path;
 use bytes::Bytes;
 use futures_util::StreamExt as _;
 use futures_util::stream;
-use oci_client::RegistryOperation;
 use serde_json::{Value, json};
-use tokio::io::AsyncReadExt as _;
 
+use super::http::HttpError;
 use super::layout::{IMAGE_INDEX, IMAGE_MANIFEST};
 use super::registry::{OciError, Registry};
 use crate::model::Digest;
@@ -75,7 +74,7 @@ pub async fn push(
     manifest: &Manifest,
     bundle: &[u8],
 ) -> Result<Pushed, OciError> {
-    registry.login_for(RegistryOperation::Push).await?;
+    registry.login_push().await?;
     let mut layers = Vec::with_capacity(manifest.resources.len());
     let mut blobs: Vec<(String, Blob)> = Vec::new();
     for (key, digest) in &manifest.resources {
@@ -143,12 +142,14 @@ pub async fn push(
         }
     }
     let digest = sha256(&model_manifest);
+    let at = registry
+        .reference
+        .digest()
+        .or(registry.reference.tag())
+        .unwrap_or("latest")
+        .to_string();
     registry
-        .push_manifest(
-            registry.reference.as_client_ref(),
-            &model_manifest,
-            IMAGE_MANIFEST,
-        )
+        .push_manifest(&at, &model_manifest, IMAGE_MANIFEST)
         .await?;
     // The signature, as a referrer of the model manifest.
     let empty_digest = sha256(EMPTY);
@@ -178,9 +179,8 @@ pub async fn push(
     }))
     .unwrap_or_default();
     let signature_digest = sha256(&referrer);
-    let pinned = registry.reference.pinned(&signature_digest);
     registry
-        .push_manifest(pinned.as_client_ref(), &referrer, IMAGE_MANIFEST)
+        .push_manifest(&signature_digest, &referrer, IMAGE_MANIFEST)
         .await?;
     // A registry with the referrers API lists the referrer by itself; the
     // tag schema is for those without it.
@@ -212,83 +212,125 @@ pub enum Blob {
     Bytes(Vec<u8>),
 }
 
+/// Bytes per read of a file being uploaded.
+const UPLOAD_CHUNK: usize = 256 << 10;
+
+/// A file's first `size` bytes as a request body, read on a blocking
+/// thread of its own into at most three chunks in flight (768 KiB), so an
+/// upload holds the same memory whatever the file's size or the
+/// registry's pace. A file that ends early fails the body (the registry
+/// would refuse it anyway); bytes past `size` are not sent (they were not
+/// signed).
+fn file_body(path: &Path, size: u64) -> Result<reqwest::Body, std::io::Error> {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+        .open(path)?;
+    let shown = path.display().to_string();
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(2);
+    tokio::task::spawn_blocking(move || {
+        let mut left = size;
+        while left > 0 {
+            let want = usize::try_from(left.min(UPLOAD_CHUNK as u64)).unwrap_or(UPLOAD_CHUNK);
+            let mut buf = vec![0u8; want];
+            let piece = match file.read(&mut buf) {
+                Ok(0) => Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "{shown} ended {left} bytes before the size it was signed with; it changed after signing"
+                    ),
+                )),
+                Ok(n) => {
+                    buf.truncate(n);
+                    left -= n as u64;
+                    Ok(Bytes::from(buf))
+                }
+                Err(e) => Err(e),
+            };
+            let failed = piece.is_err();
+            // The request was given up: stop reading.
+            if tx.blocking_send(piece).is_err() || failed {
+                return;
+            }
+        }
+    });
+    let chunks = stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
+    Ok(reqwest::Body::wrap_stream(chunks))
+}
+
 impl Registry {
     /// Sends `blob` as `digest` unless the registry already has it; whether
     /// it was sent. The registry checks the digest of what it receives, so a
     /// file changed since it was hashed fails the push.
     pub async fn push_blob(&self, digest: &str, blob: &Blob) -> Result<bool, OciError> {
-        let reference = self.reference.as_client_ref();
-        let exists = self
-            .client
-            .blob_exists(reference, digest)
-            .await
-            .map_err(|e| self.registry_error(&format!("check blob {digest} of"), &e))?;
+        let doing = format!("push blob {digest} to");
+        let exists =
+            self.http.blob_exists(digest).await.map_err(|e| {
+                self.http_error(&format!("check blob {digest} of"), &self.reference, e)
+            })?;
         if exists {
             return Ok(false);
         }
-        let result = match blob {
+        let uploaded = match blob {
             Blob::Bytes(bytes) => {
-                self.client
-                    .push_blob(reference, bytes.clone(), digest)
+                let bytes = Bytes::from(bytes.clone());
+                self.http
+                    .upload_blob(digest, bytes.len() as u64, || Ok(bytes.clone().into()))
                     .await
             }
             Blob::File(path, size) => {
-                let file = tokio::fs::File::open(path)
-                    .await
-                    .map_err(|e| OciError::Usage(format!("cannot read {}: {e}", path.display())))?;
-                let chunks = stream::unfold(Some(file), |file| async move {
-                    let mut file = file?;
-                    let mut buf = vec![0u8; 1 << 20];
-                    match file.read(&mut buf).await {
-                        Ok(0) => None,
-                        Ok(n) => {
-                            buf.truncate(n);
-                            Some((Ok(Bytes::from(buf)), Some(file)))
-                        }
-                        Err(e) => Some((Err(e.into()), None)),
-                    }
-                });
-                self.client
-                    .push_blob_stream(reference, chunks, digest, Some(*size))
+                self.http
+                    .upload_blob(digest, *size, || {
+                        file_body(path, *size).map_err(|e| {
+                            HttpError::Transport(format!("cannot read {}: {e}", path.display()))
+                        })
+                    })
                     .await
             }
         };
-        result
-            .map(|_| true)
-            .map_err(|e| self.registry_error(&format!("push blob {digest} to"), &e))
+        uploaded
+            .map(|()| true)
+            .map_err(|e| self.http_error(&doing, &self.reference, e))
     }
 
-    /// Puts a manifest at `reference` (a tag or its digest).
+    /// Puts a manifest at `at` (a tag or its digest) of this repository.
     pub async fn push_manifest(
         &self,
-        reference: &oci_client::Reference,
+        at: &str,
         body: &[u8],
         media_type: &'static str,
     ) -> Result<(), OciError> {
-        self.client
-            .push_manifest_raw(
-                reference,
-                body.to_vec(),
-                reqwest::header::HeaderValue::from_static(media_type),
-            )
+        self.http
+            .put_manifest(at, body, media_type)
             .await
-            .map(|_| ())
-            .map_err(|e| self.registry_error("push a manifest to", &e))
+            .map_err(|e| self.http_error("push a manifest to", &self.reference, e))
     }
 
     /// Whether the registry's referrers API lists `referrer` for `subject`.
-    /// Asked of the API path only: oci-client falls back to the tag schema
-    /// when the API answers 404, and the referrer is not in the tag schema
-    /// yet, so a registry without the API answers false.
+    /// Asked of the API path only (the tag schema does not list it yet), so
+    /// a registry without the API answers false.
     async fn lists_referrer(&self, subject: &str, referrer: &str) -> bool {
-        let pinned = self.reference.pinned(subject);
-        match self
-            .client
-            .pull_referrers(pinned.as_client_ref(), Some(BUNDLE_MEDIA_TYPE_V03))
-            .await
-        {
-            Ok(index) => index.manifests.iter().any(|m| m.digest == referrer),
-            Err(_) => false,
+        let listed = self
+            .http
+            .get_bounded(
+                &format!("referrers/{subject}"),
+                &[IMAGE_INDEX],
+                super::registry::MAX_MANIFEST_BYTES,
+                "the referrers index",
+            )
+            .await;
+        match listed {
+            Ok(Some(bytes)) => serde_json::from_slice::<Value>(&bytes)
+                .ok()
+                .and_then(|index| {
+                    index["manifests"]
+                        .as_array()
+                        .map(|m| m.iter().any(|m| m["digest"] == referrer))
+                })
+                .unwrap_or(false),
+            _ => false,
         }
     }
 
@@ -302,19 +344,21 @@ impl Registry {
         annotations: &Value,
     ) -> Result<(), OciError> {
         let tag = subject.replace(':', "-");
-        let at_tag = oci_client::Reference::with_tag(
-            self.reference.registry().to_string(),
-            self.reference.repository().to_string(),
-            tag,
-        );
-        let mut index = match self
-            .client
-            .pull_manifest_raw(&at_tag, &self.auth(), &[IMAGE_INDEX])
+        let existing = self
+            .http
+            .get_bounded(
+                &format!("manifests/{tag}"),
+                &[IMAGE_INDEX],
+                super::registry::MAX_MANIFEST_BYTES,
+                "the referrers tag-schema index",
+            )
             .await
-        {
-            Ok((bytes, _)) => serde_json::from_slice::<Value>(&bytes).unwrap_or_else(|_| json!({})),
-            Err(_) => json!({}),
-        };
+            .map_err(|e| {
+                self.http_error("read the referrers tag-schema index of", &self.reference, e)
+            })?;
+        let index = existing
+            .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+            .unwrap_or_else(|| json!({}));
         let entry = json!({
             "mediaType": IMAGE_MANIFEST,
             "digest": referrer,
@@ -325,8 +369,8 @@ impl Registry {
         let mut manifests: Vec<Value> = index["manifests"].as_array().cloned().unwrap_or_default();
         manifests.retain(|m| m["digest"] != referrer);
         manifests.push(entry);
-        index = json!({"schemaVersion": 2, "mediaType": IMAGE_INDEX, "manifests": manifests});
+        let index = json!({"schemaVersion": 2, "mediaType": IMAGE_INDEX, "manifests": manifests});
         let body = serde_json::to_vec(&index).unwrap_or_default();
-        self.push_manifest(&at_tag, &body, IMAGE_INDEX).await
+        self.push_manifest(&tag, &body, IMAGE_INDEX).await
     }
 }

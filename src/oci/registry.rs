@@ -6,9 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
-use oci_client::errors::OciDistributionError;
-use oci_client::{Client, RegistryOperation};
+use oci_client::client::{Certificate, CertificateEncoding};
 use serde::Deserialize;
 
 use super::credentials::{Credential, Credentials};
@@ -67,7 +65,6 @@ impl OciError {
 
 /// A registry client bound to one model reference.
 pub struct Registry {
-    pub(super) client: Client,
     pub(super) reference: ModelRef,
     credential: Credential,
     platform: Option<String>,
@@ -107,49 +104,7 @@ impl Registry {
             opts.read_timeout.unwrap_or(super::http::IDLE_TIMEOUT),
         )
         .map_err(|e| OciError::Usage(e.to_string()))?;
-        let protocol = if opts.insecure.iter().any(|h| h == reference.registry()) {
-            ClientProtocol::HttpsExcept(vec![reference.registry().to_string()])
-        } else {
-            ClientProtocol::Https
-        };
-        let config = ClientConfig {
-            protocol,
-            // Only these roots: the bundled Mozilla set, the system bundle
-            // when there is one, and --ca-file. The image is `scratch`, with
-            // no CA file for a platform verifier to find.
-            tls_certs_only: roots,
-            // An index is resolved here, by digest, not by the library.
-            platform_resolver: None,
-            connect_timeout: Some(Duration::from_secs(10)),
-            read_timeout: Some(opts.read_timeout.unwrap_or(super::http::IDLE_TIMEOUT)),
-            // Each blob in one streamed PUT with its digest (known from the
-            // signing hash), not a PATCH per 4 MiB read.
-            use_monolithic_push: true,
-            user_agent: concat!("modelgate/", env!("CARGO_PKG_VERSION")),
-            ..ClientConfig::default()
-        };
-        // oci-client 0.18 builds a default reqwest client inside every
-        // client it makes (`..Default::default()` in `TryFrom<ClientConfig>`),
-        // and reqwest's default TLS set-up panics when the system has no CA
-        // certificate at all, even though that client is thrown away and
-        // ours uses only the roots above. Say so instead of panicking; the
-        // image ships a CA bundle for this reason.
-        if rustls_native_certs::load_native_certs().certs.is_empty() {
-            return Err(OciError::Usage(
-                "no CA certificate bundle on this system (SSL_CERT_FILE, SSL_CERT_DIR, /etc/ssl/certs): the registry client library (oci-client 0.18) cannot start without one, even though modelgate checks registries against its own built-in roots; the modelgate image ships /etc/ssl/certs/ca-certificates.crt, or set SSL_CERT_FILE to a PEM bundle".into(),
-            ));
-        }
-        // Never Client::new: on a configuration it cannot use, it falls back
-        // to a default client, silently dropping the roots, the protocol
-        // and the timeouts given here.
-        let client = Client::try_from(config).map_err(|e| {
-            OciError::Usage(format!(
-                "cannot set up the registry client for {}: {e}",
-                reference.registry()
-            ))
-        })?;
         Ok(Self {
-            client,
             reference: reference.clone(),
             credential,
             platform: opts.platform.clone(),
@@ -197,27 +152,13 @@ impl Registry {
         self.credential.describe()
     }
 
-    /// Authenticates for `operation` (a push needs a push-scoped token).
-    pub async fn login_for(&self, operation: RegistryOperation) -> Result<(), OciError> {
-        // Refused before oci-client sends any secret (see Http::check_realm).
+    /// Authenticates for pushing: a token scoped `pull,push` when the
+    /// registry's challenge asks for one.
+    pub async fn login_push(&self) -> Result<(), OciError> {
         self.http
-            .check_realm()
+            .login_push()
             .await
-            .map_err(|e| self.http_error("authenticate to", &self.reference, e))?;
-        self.client
-            .auth(
-                self.reference.as_client_ref(),
-                &self.credential.to_client_auth(),
-                operation,
-            )
-            .await
-            .map(|_| ())
-            .map_err(|e| self.registry_error("authenticate to", &e))
-    }
-
-    /// The credential in oci-client's form.
-    pub(super) fn auth(&self) -> oci_client::secrets::RegistryAuth {
-        self.credential.to_client_auth()
+            .map_err(|e| self.http_error("authenticate to", &self.reference, e))
     }
 
     /// Fetches the model's image manifest: the tag resolved once, an image
@@ -303,92 +244,18 @@ impl Registry {
         pick_platform(index, &wanted)
             .map_err(|why| OciError::Content(format!("{}: {why}", self.reference)))
     }
-
-    /// An error from the client, with what was being done, the reference and
-    /// the HTTP status when there is one.
-    pub(super) fn registry_error(&self, doing: &str, e: &OciDistributionError) -> OciError {
-        let reference = &self.reference;
-        if let OciDistributionError::DigestError(
-            oci_client::errors::DigestError::VerificationError {
-                expected,
-                actual: got,
-            },
-        ) = e
-        {
-            return OciError::Content(format!(
-                "cannot {doing} {reference}: the registry served content with digest {got}, not the {expected} it was asked for; the registry or the network altered it"
-            ));
-        }
-        let detail = match e {
-            OciDistributionError::ServerError { code, message, .. } => {
-                format!("HTTP {code}: {message}")
-            }
-            OciDistributionError::RegistryError { envelope, .. } => {
-                // The spec's error codes, as the registry sent them
-                // (TOOMANYREQUESTS, MANIFEST_UNKNOWN, DENIED, ...).
-                let errors: Vec<String> = envelope
-                    .errors
-                    .iter()
-                    .map(|e| {
-                        let code = serde_json::to_value(&e.code)
-                            .ok()
-                            .and_then(|v| v.as_str().map(str::to_string))
-                            .unwrap_or_else(|| format!("{:?}", e.code));
-                        format!("{code}: {}", e.message)
-                    })
-                    .collect();
-                format!("the registry answered: {}", errors.join("; "))
-            }
-            OciDistributionError::AuthenticationFailure(why) => {
-                format!(
-                    "authentication failed ({why}); check the credentials for {} in the registry config",
-                    reference.registry()
-                )
-            }
-            OciDistributionError::UnauthorizedError { .. } => format!(
-                "HTTP 401: not authorized with {}; check the credentials for {} in the registry config (--registry-config, or a Docker config file)",
-                self.credential.describe(),
-                reference.registry()
-            ),
-            OciDistributionError::ImageManifestNotFoundError(_) => {
-                "not found (HTTP 404): no such repository, tag or digest".into()
-            }
-            OciDistributionError::RequestError(err) => super::http::describe(err, self.http.idle()),
-            other => other.to_string(),
-        };
-        // oci-client copies what the registry or its token service sent
-        // (an error body) into its errors: never a secret of the request.
-        let detail = self.http.excerpt(detail.as_bytes());
-        OciError::Registry(format!("cannot {doing} {reference}: {detail}"))
-    }
 }
 
 /// Retries of a manifest GET answered 429 or 5xx, or cut off: the same
 /// backoff as a blob's (200 ms, 400 ms, 600 ms), all within `--timeout`.
-/// `Retry-After` is not read: oci-client keeps no header of an error answer,
-/// and a registry must not hold the pod past its deadline anyway.
+/// `Retry-After` is not read: a registry must not hold the pod past its
+/// deadline, and the backoff is already short.
 const MANIFEST_RETRIES: u32 = 3;
 
 /// Largest manifest or index read: the OCI distribution spec's 4 MiB
 /// (registries should accept at least that much, and need not more). The
 /// read stops one byte past it, whatever the answer's headers say.
 pub const MAX_MANIFEST_BYTES: usize = 4 << 20;
-
-/// Whether a failed request is worth another attempt: a connection-level
-/// failure, 429 (with or without the spec's `TOOMANYREQUESTS` error body)
-/// or any 5xx. Other answers (401, 404, other 4xx) are final.
-pub fn is_transient(e: &OciDistributionError) -> bool {
-    match e {
-        OciDistributionError::RequestError(_) | OciDistributionError::IoError(_) => true,
-        OciDistributionError::ServerError { code, .. } => *code == 429 || *code >= 500,
-        // A 4xx with the spec's error body: 429 is TOOMANYREQUESTS.
-        OciDistributionError::RegistryError { envelope, .. } => envelope
-            .errors
-            .iter()
-            .any(|e| e.code == oci_client::errors::OciErrorCode::Toomanyrequests),
-        _ => false,
-    }
-}
 
 /// The `realm` of a `Bearer` challenge (`Bearer realm="...",service=...`).
 pub fn bearer_realm(challenge: &str) -> Option<String> {

@@ -579,6 +579,28 @@ fn credentials_echoed_back_by_a_token_service_or_registry_are_never_shown() {
     }
 }
 
+/// The hostile proxy in `redirect-http` mode in front of the TLS registry
+/// `reg` (with the registry's own certificate), its plain-HTTP second host
+/// on 127.0.0.2:`plain_port`; and the test CA's file.
+fn redirecting_proxy(reg: &Registry, plain_port: u16) -> (Proxy, std::path::PathBuf) {
+    let (cert, key, ca) = (
+        reg.dir.path().join("server.pem"),
+        reg.dir.path().join("server.key"),
+        reg.ca(),
+    );
+    let proxy = Proxy::start(
+        "hostile_proxy.py",
+        reg,
+        &[&format!("redirect-http:{plain_port}")],
+        &[
+            ("HOSTILE_PROXY_CERT", cert.to_str().unwrap()),
+            ("HOSTILE_PROXY_KEY", key.to_str().unwrap()),
+            ("HOSTILE_PROXY_UPSTREAM_CA", ca.to_str().unwrap()),
+        ],
+    );
+    (proxy, ca)
+}
+
 #[test]
 fn a_redirect_from_https_to_plain_http_is_refused_unless_that_host_is_named_insecure() {
     // The proxy speaks TLS with the registry's own certificate (for
@@ -588,21 +610,7 @@ fn a_redirect_from_https_to_plain_http_is_refused_unless_that_host_is_named_inse
     oras_push(&reg, &repo(TINY), "models/tiny:v1");
     let plain_port = free_port();
     let plain = format!("127.0.0.2:{plain_port}");
-    let (cert, key, ca) = (
-        reg.dir.path().join("server.pem"),
-        reg.dir.path().join("server.key"),
-        reg.ca(),
-    );
-    let proxy = Proxy::start(
-        "hostile_proxy.py",
-        &reg,
-        &[&format!("redirect-http:{plain_port}")],
-        &[
-            ("HOSTILE_PROXY_CERT", cert.to_str().unwrap()),
-            ("HOSTILE_PROXY_KEY", key.to_str().unwrap()),
-            ("HOSTILE_PROXY_UPSTREAM_CA", ca.to_str().unwrap()),
-        ],
-    );
+    let (proxy, ca) = redirecting_proxy(&reg, plain_port);
     let out = tempfile::tempdir().unwrap();
     let args = |dest: &Path, extra: &[&str]| -> Vec<OsString> {
         let mut args = pull_args(format!("oci://{}/models/tiny:v1", proxy.host), dest);
@@ -644,5 +652,91 @@ fn a_redirect_from_https_to_plain_http_is_refused_unless_that_host_is_named_inse
         proxy.log().contains("storage GET"),
         "the redirect was not followed:\n{}",
         proxy.log()
+    );
+}
+
+/// `push MODEL oci://HOST/models/pushed:v1 --key KEY extra...`
+fn push_to(host: &str, extra: &[&str]) -> Vec<OsString> {
+    let mut args: Vec<OsString> = vec![
+        "push".into(),
+        repo(TINY).into(),
+        format!("oci://{host}/models/pushed:v1").into(),
+        "--key".into(),
+        repo("fixtures/keys/test-signer.key.pem").into(),
+    ];
+    args.extend(extra.iter().map(OsString::from));
+    args
+}
+
+#[test]
+fn an_upload_opened_with_an_answer_without_end_fails_the_push_in_flat_memory() {
+    let reg = registry();
+    let proxy = hostile(&reg, "endless-upload-ack");
+    let host = proxy.host.clone();
+    let b = bounded(
+        "endless-upload-ack",
+        &push_to(&host, &["--insecure-registry", &host]),
+        Duration::from_secs(60),
+    );
+    b.ended_within(Duration::from_secs(30))
+        .code(2)
+        .stderr(&format!(
+            "oci://{host}/models/pushed:v1: its answer to opening an upload is more than the 16384 bytes modelgate reads"
+        ))
+        .flat_memory();
+    attacked(&proxy, "endless ack");
+    // Nothing was tagged: the model manifest is only put after every blob.
+    let tags = std::process::Command::new("curl")
+        .args([
+            "-s",
+            &format!("http://{}/v2/models/pushed/tags/list", reg.host),
+        ])
+        .output()
+        .unwrap();
+    let tags = String::from_utf8_lossy(&tags.stdout);
+    assert!(!tags.contains("v1"), "tagged anyway: {tags}");
+}
+
+#[test]
+fn an_upload_sent_from_https_to_plain_http_is_refused_unless_that_host_is_named_insecure() {
+    // The proxy speaks TLS and rewrites every upload's Location to
+    // http://127.0.0.2:PORT, a plain-HTTP listener that passes it on.
+    let reg = Registry::start(Mode::Tls);
+    let plain_port = free_port();
+    let plain = format!("127.0.0.2:{plain_port}");
+    let (proxy, ca) = redirecting_proxy(&reg, plain_port);
+    let ca = ca.to_str().unwrap().to_string();
+    let b = bounded(
+        "upload to plain http",
+        &push_to(&proxy.host, &["--ca-file", &ca]),
+        Duration::from_secs(60),
+    );
+    b.ended_within(Duration::from_secs(30))
+        .code(2)
+        .stderr(&format!("sent the upload to http://{plain}/v2/models/pushed/blobs/uploads/"))
+        .stderr("over plain HTTP; refused: the model's bytes and any credential would travel in cleartext");
+    attacked(&proxy, "upload sent to plain http");
+    assert!(
+        !proxy.log().contains("storage PUT"),
+        "bytes went over plain HTTP:\n{}",
+        proxy.log()
+    );
+    // Named insecure: the upload goes there, and no credential goes with
+    // it to that other host.
+    let b = bounded(
+        "upload to plain http (--insecure-registry)",
+        &push_to(
+            &proxy.host,
+            &["--ca-file", &ca, "--insecure-registry", &plain],
+        ),
+        Duration::from_secs(60),
+    );
+    b.ended_within(Duration::from_secs(30)).code(0);
+    let log = proxy.log();
+    assert!(
+        log.lines()
+            .any(|l| l.starts_with("storage PUT")
+                && l.ends_with("201 plain-http without a credential")),
+        "the upload did not go to the other host, or a credential went with it:\n{log}"
     );
 }

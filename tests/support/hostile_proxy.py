@@ -35,12 +35,17 @@ names. Blob GETs are `GET /v2/<name>/blobs/<digest>`, manifest GETs
                      HOSTILE_PROXY_TOKEN (200), and every registry request
                      that carries a bearer token is answered 401 with a
                      100 KiB body repeating its Authorization header
+  endless-upload-ack every upload opened (`POST /v2/<name>/blobs/uploads/`) is
+                     opened at the registry, and answered 202 with its
+                     Location and a chunked body of 'x' without end
   redirect-http:P    this proxy speaks TLS (HOSTILE_PROXY_CERT and
                      HOSTILE_PROXY_KEY, PEM files) and reads the registry over
                      HTTPS (trusting HOSTILE_PROXY_UPSTREAM_CA); every blob
                      GET is answered 307 to the same path on
                      http://127.0.0.2:P, a plain-HTTP listener that serves it
-                     from the registry
+                     from the registry; every upload opened is sent there
+                     too (its Location rewritten to http://127.0.0.2:P),
+                     which logs whether a credential came with it
 
 Each request line and what was done with it go to the log file, never a
 header value (the echo modes put secrets in their answers, not in the log).
@@ -66,6 +71,7 @@ lock = threading.Lock()
 BLOB = re.compile(r"^/v2/.+/blobs/(sha256:[0-9a-f]{64})$")
 MANIFEST = re.compile(r"^/v2/.+/manifests/[^/]+$")
 REFERRERS = re.compile(r"^/v2/.+/referrers/sha256:[0-9a-f]{64}$")
+UPLOADS = re.compile(r"^/v2/.+/blobs/uploads/$")
 TAG_SCHEMA = re.compile(r"^/v2/.+/manifests/sha256-[0-9a-f]{64}$")
 BUNDLE_TYPES = {"application/vnd.dev.sigstore.bundle.v0.3+json",
                 "application/vnd.dev.sigstore.bundle+json;version=0.3"}
@@ -245,9 +251,31 @@ class Handler(http.server.BaseHTTPRequestHandler):
         blob = BLOB.match(path) if get else None
         authorization = self.headers.get("Authorization", "")
         if self.storage:
-            status, headers, body = fetch("GET", self.path, {})
-            self.note(f"{status} plain-http")
+            status, headers, body = fetch(self.command, self.path, {}, payload)
+            credential = "with a credential" if authorization else "without a credential"
+            self.note(f"{status} plain-http {credential}")
             return self.relay(status, headers, body)
+        if kind in ("endless-upload-ack", "redirect-http") and self.command == "POST" \
+                and UPLOADS.match(path):
+            status, headers, body = fetch("POST", self.path, dict(self.headers.items()), payload)
+            location = dict((k.lower(), v) for k, v in headers).get("location", "")
+            if kind == "redirect-http":
+                location = re.sub(r"^https?://[^/]+", "", location)
+                self.note("upload sent to plain http")
+                return self.relay(status, [(k, v) for k, v in headers if k.lower() != "location"]
+                                  + [("Location", f"http://127.0.0.2:{args[0]}{location}")], body)
+            self.note("endless ack")
+            self.send_response(202)
+            self.send_header("Location", location)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self.close_connection = True
+            frame = b"%x\r\n%s\r\n" % (len(CHUNK), CHUNK)
+            try:
+                while True:
+                    self.wfile.write(frame)
+            except OSError:
+                return
         if kind == "endless-manifest" and get and MANIFEST.match(path):
             self.note("endless")
             return self.endless(True, "application/vnd.oci.image.manifest.v1+json")
