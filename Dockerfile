@@ -1,8 +1,8 @@
 # modelgate as a static binary in an empty image, for use as a Kubernetes
 # initContainer. The image holds three files: /modelgate (static, musl),
 # /LICENSE and /etc/ssl/certs/ca-certificates.crt. modelgate checks registries
-# against the Mozilla roots built into it; the CA bundle is there because the
-# registry client library (oci-client 0.18) will not start without one.
+# against the Mozilla roots built into it; the CA bundle is the system bundle it
+# also trusts (the same roots: not needed, kept for tools that look for one).
 # Two ways to build it:
 #
 #   From source, where base images can be pulled (the default, last stage):

@@ -17,9 +17,8 @@
 # Beside the binary it puts ca-certificates.crt, a copy of this machine's CA
 # bundle (Debian's ca-certificates: Mozilla's roots), for the image's
 # /etc/ssl/certs. modelgate checks registries against the roots built into
-# it, but the registry client library (oci-client 0.18) also builds a default
-# reqwest client, which refuses to start on a system without any CA
-# certificate.
+# it and needs no CA file (tests/it/oci.rs pulls with none); the bundle is
+# the system bundle it also trusts, for tools that look for one.
 #
 # Idempotent: installs the rustup target, musl-tools, binutils and
 # ca-certificates only when missing (rustup's dist server is needed for the
