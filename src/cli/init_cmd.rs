@@ -51,7 +51,7 @@ const NOT_FETCHED: &[&str] = &[
 
 /// A setting that cannot be used, named by its variable.
 #[derive(Debug)]
-struct ConfigError(String);
+pub(super) struct ConfigError(pub(super) String);
 
 impl From<gate::SettingsError> for ConfigError {
     fn from(e: gate::SettingsError) -> Self {
@@ -60,10 +60,10 @@ impl From<gate::SettingsError> for ConfigError {
 }
 
 /// The checked configuration.
-struct Plan {
-    source: Source,
-    settings: Settings,
-    record: MeasurementFile,
+pub(super) struct Plan {
+    pub(super) source: Source,
+    pub(super) settings: Settings,
+    pub(super) record: MeasurementFile,
     deadline: Option<Duration>,
     /// The GPU pathway, measured under `MODELGATE_HOST_ROOT`.
     gpu: GpuFacts,
@@ -123,13 +123,11 @@ pub(super) fn init_cmd(
         libraries = plan.gpu.libraries.len(),
         "GPU pathway measured"
     );
-    if let Some(requirement) = &plan.gpu_requirement
-        && let Err(failures) = requirement.check(&plan.gpu)
-    {
-        return gpu_rejected(&plan, &failures);
+    if let Some(verdict) = check_gpu(&plan) {
+        return verdict;
     }
     let cancel = Cancel::new();
-    watch(&plan, &cancel, signals);
+    end_on_deadline_or_signal(&plan, &cancel, signals);
     let mut recorder = Both {
         show: progress,
         record: plan.record.clone(),
@@ -144,8 +142,15 @@ pub(super) fn init_cmd(
         .verdict
 }
 
-/// The node does not meet the policy's GPU requirement: rejected before
-/// anything is fetched or verified.
+/// The node against the policy's GPU requirement: `Some(rejected)` when
+/// it does not meet it (logged and recorded), before anything is fetched
+/// or verified.
+pub(super) fn check_gpu(plan: &Plan) -> Option<Verdict> {
+    let requirement = plan.gpu_requirement.as_ref()?;
+    let failures = requirement.check(&plan.gpu).err()?;
+    Some(gpu_rejected(plan, &failures))
+}
+
 fn gpu_rejected(plan: &Plan, failures: &[String]) -> Verdict {
     let message = format!(
         "the node's GPU pathway does not meet the policy: {}",
@@ -165,7 +170,7 @@ fn gpu_rejected(plan: &Plan, failures: &[String]) -> Verdict {
 
 /// Reports a configuration error: the log line, the termination message and
 /// (when its folder exists) an `error` measurement.
-fn config_error(args: &InitArgs, message: &str) -> Verdict {
+pub(super) fn config_error(args: &InitArgs, message: &str) -> Verdict {
     error!(
         step = "config",
         exit_code = Verdict::Error.exit_code(),
@@ -198,9 +203,10 @@ fn config_error(args: &InitArgs, message: &str) -> Verdict {
     Verdict::Error
 }
 
-/// Every `MODELGATE_*` variable `init` reads.
+/// Every `MODELGATE_*` variable `init` and `watch` read: each knows the
+/// other's, so that one ConfigMap (`envFrom`) can serve both containers.
 fn known_variables() -> Vec<String> {
-    let mut names: Vec<String> = InitArgs::augment_args(clap::Command::new("init"))
+    let mut names: Vec<String> = super::args::WatchArgs::augment_args(clap::Command::new("watch"))
         .get_arguments()
         .filter_map(|a| a.get_env())
         .map(|e| e.to_string_lossy().into_owned())
@@ -246,7 +252,7 @@ fn boolean(var: &str, value: Option<&str>) -> Result<bool, ConfigError> {
 }
 
 /// A duration: seconds, or a number with s, m or h.
-fn duration(var: &str, value: &str) -> Result<Duration, ConfigError> {
+pub(super) fn duration(var: &str, value: &str) -> Result<Duration, ConfigError> {
     let bad = || {
         ConfigError(format!(
             "{var}={value:?} is not a duration; write seconds (600) or 90s, 10m, 1h"
@@ -303,7 +309,7 @@ fn termination_log(value: Option<&str>) -> Result<Option<PathBuf>, ConfigError> 
 }
 
 /// Checks every setting and builds the plan; nothing is fetched or written.
-fn configure(args: &InitArgs, workers: usize) -> Result<Plan, ConfigError> {
+pub(super) fn configure(args: &InitArgs, workers: usize) -> Result<Plan, ConfigError> {
     let known = known_variables();
     let mut unknown: Vec<String> = std::env::vars_os()
         .filter_map(|(k, _)| k.into_string().ok())
@@ -438,7 +444,7 @@ fn configure(args: &InitArgs, workers: usize) -> Result<Plan, ConfigError> {
             read_timeout,
         },
         concurrency,
-        // The deadline covers the whole run (see `watch`).
+        // The deadline covers the whole run (see `end_on_deadline_or_signal`).
         registry_timeout: None,
         workers,
     };
@@ -499,7 +505,11 @@ pub(super) fn block_termination_signals() -> Option<nix::sys::signal::SigSet> {
 /// owns the rest of it: exit 2, every temporary folder removed, nothing
 /// placed, an `error` measurement, log entry and termination message,
 /// unless the model was already placed.
-fn watch(plan: &Plan, cancel: &Cancel, signals: Option<nix::sys::signal::SigSet>) {
+fn end_on_deadline_or_signal(
+    plan: &Plan,
+    cancel: &Cancel,
+    signals: Option<nix::sys::signal::SigSet>,
+) {
     let record = plan.record.clone();
     let (shown, target) = match &plan.source {
         Source::Oci { to, .. } => (to.clone().unwrap_or_default(), to.clone()),

@@ -9,6 +9,7 @@
 mod args;
 mod init_cmd;
 mod verify_cmd;
+mod watch_cmd;
 mod webhook;
 
 use std::io::IsTerminal;
@@ -86,6 +87,7 @@ pub fn run(cli: Cli) -> Verdict {
             unreachable!("answered above, without the runtime")
         }
         Command::Webhook(args) => webhook::webhook_cmd(args, workers, rt),
+        Command::Watch(args) => watch_cmd::watch_cmd(args, workers, rt),
     };
     progress.finish();
     verdict
