@@ -565,6 +565,11 @@ pub struct WatchArgs {
     /// fails too, rate-limited).
     #[arg(long, env = "MODELGATE_WATCH_ON_DRIFT", value_name = "ACTION")]
     pub on_drift: Option<String>,
+    /// The model is MODELGATE_SOURCE inside the container whose process
+    /// has this name (ps -o comm; a KServe modelcar's is sleep), found in
+    /// the pod's shared PID namespace (shareProcessNamespace: true).
+    #[arg(long, env = "MODELGATE_WATCH_CONTAINER", value_name = "PROCESS")]
+    pub container: Option<String>,
     /// The most inotify watches to use (default: as many as the kernel
     /// allows); folders beyond are covered by the stat sweep.
     #[arg(long, env = "MODELGATE_WATCH_MAX_INOTIFY", value_name = "N")]

@@ -310,6 +310,16 @@ fn termination_log(value: Option<&str>) -> Result<Option<PathBuf>, ConfigError> 
 
 /// Checks every setting and builds the plan; nothing is fetched or written.
 pub(super) fn configure(args: &InitArgs, workers: usize) -> Result<Plan, ConfigError> {
+    configure_source(args, workers, true)
+}
+
+/// [`configure`], where a folder source need not be a folder here when
+/// `here` is false (`watch` finds it in another container).
+pub(super) fn configure_source(
+    args: &InitArgs,
+    workers: usize,
+    here: bool,
+) -> Result<Plan, ConfigError> {
     let known = known_variables();
     let mut unknown: Vec<String> = std::env::vars_os()
         .filter_map(|(k, _)| k.into_string().ok())
@@ -363,7 +373,7 @@ pub(super) fn configure(args: &InitArgs, workers: usize) -> Result<Plan, ConfigE
         }
     } else {
         let path = PathBuf::from(source);
-        if !path.is_dir() {
+        if here && !path.is_dir() {
             return Err(ConfigError(format!(
                 "MODELGATE_SOURCE={source}: not a folder (mount the model there, read-only)"
             )));

@@ -7,7 +7,7 @@
 //! keeps it under watch until the pod ends ([`crate::watch`]).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +17,7 @@ use super::args::WatchArgs;
 use super::init_cmd::{self, ConfigError, config_error, duration};
 use crate::gate::{self, Cancel, Source};
 use crate::verify::Verdict;
-use crate::watch::{self, Health, OnDrift, Schedule, tracker};
+use crate::watch::{self, Health, OnDrift, Place, Schedule, tracker};
 
 /// The probes' address without `MODELGATE_WATCH_LISTEN`.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8181";
@@ -31,7 +31,7 @@ pub const DEFAULT_MAX_RATE: u64 = 64 << 20;
 
 /// The watch settings, checked.
 struct WatchPlan {
-    model: PathBuf,
+    place: Arc<Place>,
     listen: SocketAddr,
     on_drift: OnDrift,
     schedule: Schedule,
@@ -43,21 +43,32 @@ pub(super) fn watch_cmd(
     workers: usize,
     runtime: &tokio::runtime::Runtime,
 ) -> Verdict {
-    let (plan, watch_plan) = match init_cmd::configure(&args.init, workers)
+    let here = args.container.is_none();
+    let (mut plan, watch_plan) = match init_cmd::configure_source(&args.init, workers, here)
         .and_then(|plan| configure(args, &plan).map(|w| (plan, w)))
     {
         Ok(both) => both,
         Err(ConfigError(message)) => return config_error(&args.init, &message),
     };
     let WatchPlan {
-        model,
+        place,
         listen,
         on_drift,
         schedule,
     } = watch_plan;
+    let model = match place.as_ref() {
+        Place::Folder(path) => path.display().to_string(),
+        Place::Container { process, path, .. } => format!("{path} in the container of {process}"),
+    };
+    if let Place::Container { path, .. } = place.as_ref()
+        && plan.settings.model_name.is_none()
+    {
+        // Named as its folder would be here, not as /proc/self/fd/N.
+        plan.settings.model_name = Some(crate::model::paths::display_name(Path::new(path)));
+    }
     info!(
         step = "config",
-        model = %model.display(),
+        model = %model,
         listen = %listen,
         on_drift = on_drift.as_str(),
         interval_seconds = schedule.interval.as_secs(),
@@ -78,13 +89,15 @@ pub(super) fn watch_cmd(
     info!(listen = %listen, "probes served: /readyz (503 until verified), /livez");
     // Before the verification: whatever changes while it runs is found by
     // the first check after it.
-    let before = tracker::survey_all(&model)
-        .map(|(_, survey)| survey)
-        .unwrap_or_default();
+    let here = match place.locate() {
+        Ok(here) => here,
+        Err(message) => return config_error(&args.init, &message),
+    };
+    let before = tracker::survey_all(&here.path).unwrap_or_default();
     let mut recorder = plan.record.clone();
     let outcome = runtime.block_on(gate::run(
         &plan.settings,
-        Source::InPlace(model.clone()),
+        Source::InPlace(here.path.clone()),
         &Cancel::new(),
         &mut recorder,
     ));
@@ -98,7 +111,15 @@ pub(super) fn watch_cmd(
         }
         return outcome.verdict;
     };
-    let tracker = tracker::Tracker::new(model, plan.settings, proven, plan.record, health, before);
+    let tracker = tracker::Tracker::new(
+        place,
+        here,
+        plan.settings,
+        proven,
+        plan.record,
+        health,
+        before,
+    );
     watch::watch(tracker, &schedule)
 }
 
@@ -153,8 +174,16 @@ fn configure(args: &WatchArgs, plan: &init_cmd::Plan) -> Result<WatchPlan, Confi
             })
         })
         .transpose()?;
+    let place = match &args.container {
+        None => Place::Folder(model.clone()),
+        Some(process) => Place::Container {
+            process: process.trim().to_string(),
+            path: model.display().to_string(),
+            last: std::sync::Mutex::new(None),
+        },
+    };
     Ok(WatchPlan {
-        model: model.clone(),
+        place: Arc::new(place),
         listen,
         on_drift,
         schedule: Schedule {

@@ -17,6 +17,7 @@
 pub mod budget;
 pub mod health;
 pub mod notify;
+pub mod place;
 pub mod probe;
 pub mod tracker;
 
@@ -33,6 +34,7 @@ use notify::{Coverage, Notify};
 use tracker::Tracker;
 
 pub use health::{Health, OnDrift, Status};
+pub use place::{Located, Place};
 
 /// After an event, wait this long for the writer to finish before the
 /// sweep (a copy writes many times)...
@@ -83,7 +85,7 @@ pub fn watch(mut tracker: Tracker, schedule: &Schedule) -> ! {
     };
     sweep(&mut tracker, &mut notify);
     info!(
-        model = %tracker.model.display(),
+        model = %tracker.shown.display(),
         interval_seconds = schedule.interval.as_secs(),
         rehash_interval_seconds = schedule.rehash_interval.as_secs(),
         max_rate = schedule.max_rate,
@@ -132,7 +134,7 @@ pub fn watch(mut tracker: Tracker, schedule: &Schedule) -> ! {
         }
         if now >= next_rehash && rehash.is_none() {
             next_rehash = now + schedule.rehash_interval;
-            rehash = Some(start_rehash(&tracker, schedule.max_rate));
+            rehash = start_rehash(&tracker, schedule.max_rate);
         }
     }
 }
@@ -167,8 +169,14 @@ fn report(coverage: &Coverage, schedule: &Schedule) {
 }
 
 /// Starts a full re-hash on another thread, one worker, held to `rate`.
-fn start_rehash(tracker: &Tracker, rate: u64) -> mpsc::Receiver<Rehashed> {
-    let (settings, model, proven) = tracker.rehash_inputs();
+fn start_rehash(tracker: &Tracker, rate: u64) -> Option<mpsc::Receiver<Rehashed>> {
+    let (settings, model, proven) = match tracker.rehash_inputs() {
+        Ok(inputs) => inputs,
+        Err(why) => {
+            warn!("full re-hash not started: {why}");
+            return None;
+        }
+    };
     let settings = crate::gate::Settings {
         workers: 1,
         ..settings
@@ -178,7 +186,7 @@ fn start_rehash(tracker: &Tracker, rate: u64) -> mpsc::Receiver<Rehashed> {
     std::thread::spawn(move || {
         let budget = Budget::new(rate);
         let start = Instant::now();
-        let problems = crate::gate::recheck(&settings, &model, &proven, None, &|n| {
+        let problems = crate::gate::recheck(&settings, &model.path, &proven, None, &|n| {
             budget.spend(n);
         });
         let _ = tx.send(Rehashed {
@@ -187,7 +195,7 @@ fn start_rehash(tracker: &Tracker, rate: u64) -> mpsc::Receiver<Rehashed> {
             took: start.elapsed(),
         });
     });
-    rx
+    Some(rx)
 }
 
 /// Takes in a full re-hash: a file it found changed is hashed again by the

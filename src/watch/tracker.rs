@@ -21,6 +21,7 @@ use std::sync::Arc;
 use tracing::{error, info};
 
 use super::health::{Health, Status};
+use super::place::{Located, Place};
 use crate::gate::{self, MeasurementFile, Proven, Settings};
 use crate::measure::{Measurement, WatchEvent};
 use crate::model::{FsError, IgnoreRules, ModelRoot, Stamp};
@@ -31,8 +32,12 @@ pub type Survey = BTreeMap<String, Stamp>;
 
 /// The model under watch.
 pub struct Tracker {
-    /// The folder, as the server sees it.
-    pub model: PathBuf,
+    /// Where the folder is.
+    place: Arc<Place>,
+    /// Where it was found for the last sweep (the descriptor held).
+    here: Located,
+    /// What logs and measurements call it.
+    pub shown: PathBuf,
     settings: Settings,
     proven: Arc<Proven>,
     rules: IgnoreRules,
@@ -50,17 +55,27 @@ pub struct Tracker {
 
 /// Takes a stat sweep of `model` (nothing left out: before a verification
 /// the ignored paths are not known yet).
-pub fn survey_all(model: &std::path::Path) -> Result<(ModelRoot, Survey), FsError> {
-    let root = ModelRoot::open(model)?;
-    let survey = root.survey(&IgnoreRules::new(Vec::<String>::new()))?;
-    Ok((root, survey))
+pub fn survey_all(model: &std::path::Path) -> Result<Survey, FsError> {
+    ModelRoot::open(model)?.survey(&IgnoreRules::new(Vec::<String>::new()))
+}
+
+/// Why a sweep found no model to sweep.
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    /// The folder's container is not found.
+    #[error("{0}")]
+    Place(String),
+    /// The folder cannot be read.
+    #[error(transparent)]
+    Fs(#[from] FsError),
 }
 
 impl Tracker {
     /// The model as it was just before it verified: `before` is the sweep
     /// taken then.
     pub fn new(
-        model: PathBuf,
+        place: Arc<Place>,
+        here: Located,
         settings: Settings,
         proven: Arc<Proven>,
         record: MeasurementFile,
@@ -77,7 +92,9 @@ impl Tracker {
             .map(|(name, s)| (name.clone(), s.permissions()))
             .collect();
         Self {
-            model,
+            place,
+            shown: here.shown.clone(),
+            here,
             settings,
             proven,
             rules,
@@ -90,18 +107,18 @@ impl Tracker {
         }
     }
 
-    /// What a re-hash of the whole model needs, for another thread.
-    pub fn rehash_inputs(&self) -> (Settings, PathBuf, Arc<Proven>) {
-        (
-            self.settings.clone(),
-            self.model.clone(),
-            self.proven.clone(),
-        )
+    /// What a re-hash of the whole model needs, for another thread: the
+    /// model located for it alone.
+    pub fn rehash_inputs(&self) -> Result<(Settings, Located, Arc<Proven>), String> {
+        let located = self.place.locate()?;
+        Ok((self.settings.clone(), located, self.proven.clone()))
     }
 
-    /// Opens the model and sweeps it with the verified ignores.
-    pub fn sweep(&self) -> Result<(ModelRoot, Survey), FsError> {
-        let root = ModelRoot::open(&self.model)?;
+    /// Finds the model, opens it and sweeps it with the verified ignores.
+    pub fn sweep(&mut self) -> Result<(ModelRoot, Survey), SweepError> {
+        self.here = self.place.locate().map_err(SweepError::Place)?;
+        self.shown = self.here.shown.clone();
+        let root = ModelRoot::open(&self.here.path)?;
         let survey = root.survey(&self.rules)?;
         Ok((root, survey))
     }
@@ -118,7 +135,7 @@ impl Tracker {
 
     /// Decides on a sweep: nothing to do when it is the last one decided on;
     /// otherwise the changed files are hashed again and the state set.
-    pub fn check(&mut self, swept: Result<Survey, FsError>) {
+    pub fn check(&mut self, swept: Result<Survey, SweepError>) {
         let survey = match swept {
             Ok(survey) => survey,
             Err(e) => {
@@ -150,7 +167,7 @@ impl Tracker {
             }
             problems = gate::recheck(
                 &self.settings,
-                &self.model,
+                &self.here.path,
                 &self.proven,
                 Some(&changed),
                 &|_| {},
@@ -201,7 +218,7 @@ impl Tracker {
                     files = %list(files.iter()),
                     "the model is the signed one again: ready"
                 );
-                let mut doc = Measurement::verified(&self.model, &self.proven.verified).with_watch(
+                let mut doc = Measurement::verified(&self.shown, &self.proven.verified).with_watch(
                     WatchEvent {
                         event: "restored",
                         files,
@@ -242,7 +259,7 @@ impl Tracker {
                     ignored: verified.ignored.clone(),
                 }),
             };
-            let mut doc = Measurement::rejected(&self.model, &rejection).with_watch(WatchEvent {
+            let mut doc = Measurement::rejected(&self.shown, &rejection).with_watch(WatchEvent {
                 event: "drift",
                 files,
             });

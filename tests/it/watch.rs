@@ -179,6 +179,19 @@ impl Watcher {
     }
 }
 
+/// Whether this machine lets the suite make mount namespaces (root, or
+/// CAP_SYS_ADMIN); says so when it does not.
+fn mount_namespaces() -> bool {
+    let allowed = Command::new("unshare")
+        .args(["-m", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !allowed {
+        eprintln!("skipped: unshare -m is not allowed here");
+    }
+    allowed
+}
+
 fn chmod(path: &Path, mode: u32) {
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
 }
@@ -307,12 +320,7 @@ fn each_kind_of_drift_turns_readyz_503_naming_the_file_and_the_signed_bytes_make
 
 #[test]
 fn a_change_from_another_mount_namespace_is_found() {
-    if !Command::new("unshare")
-        .args(["-m", "true"])
-        .status()
-        .is_ok_and(|s| s.success())
-    {
-        eprintln!("skipped: unshare -m is not allowed here");
+    if !mount_namespaces() {
         return;
     }
     let pod = Pod::new();
@@ -477,4 +485,80 @@ fn a_model_that_does_not_verify_or_a_bad_setting_ends_the_sidecar_as_init_would(
     )])
     .expect_code(2)
     .expect_stderr("watch verifies a folder where the server reads it");
+}
+
+#[test]
+fn a_model_in_another_container_is_read_through_its_process_root_and_followed() {
+    if !mount_namespaces() {
+        return;
+    }
+    let pod = Pod::new();
+    let dir = pod.dir.path();
+    // The modelcar: a process of its own name in a mount namespace of its
+    // own, where the model is a tmpfs at a path that is empty here.
+    let name = format!("mcar{}", std::process::id() % 100_000);
+    let exe = dir.join(&name);
+    fs::copy(
+        run_ok(Command::new("sh").args(["-c", "command -v sleep"])).trim(),
+        &exe,
+    )
+    .unwrap();
+    chmod(&exe, 0o755);
+    let models = dir.join("models");
+    fs::create_dir(&models).unwrap();
+    let script = format!(
+        "mount -t tmpfs none {m} && cp -a {src}/. {m}/ && exec {exe} 1000",
+        m = models.display(),
+        src = pod.model.display(),
+        exe = exe.display()
+    );
+    let modelcar = Process::spawn(Command::new("unshare").args([
+        "-m",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        &script,
+    ]));
+    let pid = modelcar.id();
+    let started = Instant::now();
+    while fs::read_to_string(format!("/proc/{pid}/comm")).map_or(true, |c| c.trim() != name) {
+        assert!(started.elapsed() < BOUND, "the modelcar did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let source = models.display().to_string();
+    let w = pod.watch(&[
+        ("MODELGATE_SOURCE", &source),
+        ("MODELGATE_WATCH_CONTAINER", &name),
+    ]);
+    assert!(
+        fs::read_dir(&models).unwrap().next().is_none(),
+        "empty here"
+    );
+    assert!(
+        w.logs().contains(&format!(
+            r#""message":"watching","model":"/proc/{pid}/root{source}""#
+        )),
+        "{}",
+        w.logs()
+    );
+    let inside = |shell: &str| {
+        run(Command::new("nsenter").args(["-t", &pid.to_string(), "-m", "sh", "-c", shell]))
+            .expect_code(0);
+    };
+    inside(&format!("printf evil >> {source}/config.json"));
+    w.drift_then_restore("inside the modelcar", "config.json: modified", || {
+        inside(&format!(
+            "printf '{{\"layers\": 2}}' > {source}/config.json"
+        ))
+    });
+    // The container gone: not ready, and why.
+    drop(modelcar);
+    w.until("the modelcar gone", |w| {
+        let (status, body) = w.ready();
+        status == 503
+            && body.contains(&format!(
+                "MODELGATE_WATCH_CONTAINER={name}: no process of that name in another container holds {source}"
+            ))
+    });
 }
