@@ -76,7 +76,9 @@ impl Plan {
     fn shown(&self) -> PathBuf {
         match &self.source {
             Source::Oci { reference, .. } => PathBuf::from(reference),
-            Source::InPlace(path) | Source::Copy { from: path, .. } => path.clone(),
+            Source::InPlace(path)
+            | Source::InPlaceAs { shown: path, .. }
+            | Source::Copy { from: path, .. } => path.clone(),
         }
     }
 }
@@ -101,7 +103,9 @@ pub(super) fn init_cmd(
                 to.as_deref().unwrap_or(Path::new(DEFAULT_TARGET)).display()
             ),
         ),
-        Source::InPlace(path) => ("folder", path.display().to_string()),
+        Source::InPlace(path) | Source::InPlaceAs { shown: path, .. } => {
+            ("folder", path.display().to_string())
+        }
         Source::Copy { from, to } => (
             "folder-copy",
             format!("{} -> {}", from.display(), to.display()),
@@ -127,7 +131,7 @@ pub(super) fn init_cmd(
         return verdict;
     }
     let cancel = Cancel::new();
-    end_on_deadline_or_signal(&plan, &cancel, signals);
+    end_on_deadline_or_signal(&plan, &cancel, signals, |_| {});
     let mut recorder = Both {
         show: progress,
         record: plan.record.clone(),
@@ -514,22 +518,29 @@ pub(super) fn block_termination_signals() -> Option<nix::sys::signal::SigSet> {
 /// Starts the deadline and the signal watcher. Either cancels the run and
 /// owns the rest of it: exit 2, every temporary folder removed, nothing
 /// placed, an `error` measurement, log entry and termination message,
-/// unless the model was already placed.
-fn end_on_deadline_or_signal(
+/// unless the run is over (the model placed, or [`Cancel::finish`]ed):
+/// then the deadline does nothing, and a signal calls `once_over` with
+/// what stopped it (`init` ends as verified anyway; `watch` exits 0).
+pub(super) fn end_on_deadline_or_signal(
     plan: &Plan,
     cancel: &Cancel,
     signals: Option<nix::sys::signal::SigSet>,
+    once_over: fn(&str),
 ) {
     let record = plan.record.clone();
     let (shown, target) = match &plan.source {
         Source::Oci { to, .. } => (to.clone().unwrap_or_default(), to.clone()),
-        Source::InPlace(path) => (path.clone(), None),
+        Source::InPlace(path) | Source::InPlaceAs { shown: path, .. } => (path.clone(), None),
         Source::Copy { to, .. } => (to.clone(), Some(to.clone())),
     };
     let cancel = cancel.clone();
-    let end = Arc::new(move |why: String| {
+    let end = Arc::new(move |why: String, signal: bool| {
         let Some(cancelled) = cancel.cancel() else {
-            return; // the model is in place; the run ends as verified
+            // The run is over: the model is in place, or watched.
+            if signal {
+                once_over(&why);
+            }
+            return;
         };
         error!(
             exit_code = Verdict::Error.exit_code(),
@@ -549,18 +560,24 @@ fn end_on_deadline_or_signal(
         let end = Arc::clone(&end);
         std::thread::spawn(move || {
             std::thread::sleep(limit);
-            end(format!(
-                "the deadline passed: MODELGATE_TIMEOUT={}s",
-                limit.as_secs()
-            ));
+            end(
+                format!(
+                    "the deadline passed: MODELGATE_TIMEOUT={}s",
+                    limit.as_secs()
+                ),
+                false,
+            );
         });
     }
     if let Some(set) = signals {
         std::thread::spawn(move || {
             if let Ok(signal) = set.wait() {
-                end(format!(
-                    "stopped by {signal:?} (the pod is being deleted or the run cancelled)"
-                ));
+                end(
+                    format!(
+                        "stopped by {signal:?} (the pod is being deleted or the run cancelled)"
+                    ),
+                    true,
+                );
             }
         });
     }

@@ -11,13 +11,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use super::args::WatchArgs;
 use super::init_cmd::{self, ConfigError, config_error, duration};
 use crate::gate::{self, Cancel, Source};
 use crate::verify::Verdict;
-use crate::watch::{self, Health, OnDrift, Place, Schedule, tracker};
+use crate::watch::{self, Health, Located, OnDrift, Place, Schedule, tracker};
 
 /// The probes' address without `MODELGATE_WATCH_LISTEN`.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8181";
@@ -28,6 +28,8 @@ pub const DEFAULT_REHASH_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 /// The re-hash budget without `MODELGATE_WATCH_MAX_RATE`: 64 MiB/s, a
 /// 100 GB model re-read in 25 minutes a day.
 pub const DEFAULT_MAX_RATE: u64 = 64 << 20;
+/// While the model's container is not found, say so this often.
+const WAIT_REPORT: Duration = Duration::from_secs(30);
 
 /// The watch settings, checked.
 struct WatchPlan {
@@ -37,11 +39,15 @@ struct WatchPlan {
     schedule: Schedule,
 }
 
-/// Runs `watch`: returns only if the first verification fails.
+/// Runs `watch`: returns only if the first verification fails. Until it
+/// ends, `MODELGATE_TIMEOUT` and SIGTERM end the sidecar as they end
+/// `init` (exit 2, an `error` measurement); once the model is watched,
+/// SIGTERM (the pod ending) is a clean exit 0.
 pub(super) fn watch_cmd(
     args: &WatchArgs,
     workers: usize,
     runtime: &tokio::runtime::Runtime,
+    signals: Option<nix::sys::signal::SigSet>,
 ) -> Verdict {
     let here = args.container.is_none();
     let (mut plan, watch_plan) = match init_cmd::configure_source(&args.init, workers, here)
@@ -87,20 +93,24 @@ pub(super) fn watch_cmd(
     };
     runtime.spawn(watch::probe::serve(listener, health.clone()));
     info!(listen = %listen, "probes served: /readyz (503 until verified), /livez");
+    let cancel = Cancel::new();
+    init_cmd::end_on_deadline_or_signal(&plan, &cancel, signals, stopped_while_watching);
+    let here = locate(&place);
     // Before the verification: whatever changes while it runs is found by
     // the first check after it.
-    let here = match place.locate() {
-        Ok(here) => here,
-        Err(message) => return config_error(&args.init, &message),
-    };
     let before = tracker::survey_all(&here.path).unwrap_or_default();
     let mut recorder = plan.record.clone();
     let outcome = runtime.block_on(gate::run(
         &plan.settings,
-        Source::InPlace(here.path.clone()),
-        &Cancel::new(),
+        Source::InPlaceAs {
+            files: here.path.clone(),
+            shown: here.shown.clone(),
+        },
+        &cancel,
         &mut recorder,
     ));
+    // From here a deadline does nothing, and SIGTERM ends the watch.
+    cancel.finish();
     let Some(proven) = outcome.proven else {
         if outcome.verdict == Verdict::AllowedUnverified {
             error!(
@@ -121,6 +131,35 @@ pub(super) fn watch_cmd(
         before,
     );
     watch::watch(tracker, &schedule)
+}
+
+/// Finds the model: at once for a folder; a modelcar's container may
+/// start after this sidecar, so it is waited for, until it is there or
+/// `MODELGATE_TIMEOUT` ends the sidecar (the wait is logged, with why).
+fn locate(place: &Place) -> Located {
+    let mut waited: Option<std::time::Instant> = None;
+    loop {
+        match place.locate() {
+            Ok(here) => return here,
+            Err(why) => {
+                if waited.is_none_or(|since| since.elapsed() >= WAIT_REPORT) {
+                    warn!("waiting for the model's container: {why}");
+                    waited = Some(std::time::Instant::now());
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        }
+    }
+}
+
+/// SIGTERM once the model is watched: the pod is ending (the kubelet
+/// stops a native sidecar after the server). A clean exit, said so.
+fn stopped_while_watching(why: &str) {
+    info!(
+        exit_code = Verdict::Verified.exit_code(),
+        "{why} while watching: the watch ends"
+    );
+    std::process::exit(Verdict::Verified.exit_code());
 }
 
 /// Checks the `MODELGATE_WATCH_*` settings and the source.

@@ -48,6 +48,15 @@ pub enum Source {
     /// A folder (or a single file) verified where it is: a PVC, an image
     /// volume, a folder given by hand.
     InPlace(PathBuf),
+    /// A folder verified where it is, read through another path than the
+    /// one it is known by (`watch`'s modelcar: opened below
+    /// `/proc/<pid>/root`, read as `/proc/self/fd/N`).
+    InPlaceAs {
+        /// The path its files are read through.
+        files: PathBuf,
+        /// What logs and the measurement call it.
+        shown: PathBuf,
+    },
     /// A mounted folder copied to `to`, verified there, then put in place
     /// (KServe handing a folder URI with a mount path).
     Copy {
@@ -143,6 +152,11 @@ pub async fn run(
     match source {
         Source::InPlace(path) => {
             let subject = Subject::local(path.clone(), path);
+            let signatures = given_signatures(&settings.signatures);
+            run.check(&subject, &signatures)
+        }
+        Source::InPlaceAs { files, shown } => {
+            let subject = Subject::local(shown, files);
             let signatures = given_signatures(&settings.signatures);
             run.check(&subject, &signatures)
         }

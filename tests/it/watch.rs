@@ -79,8 +79,16 @@ impl Pod {
         cmd
     }
 
-    /// Starts `modelgate watch` with these settings besides the common ones.
+    /// Starts `modelgate watch` with these settings besides the common
+    /// ones, and waits until the model verified.
     fn watch(&self, extra: &[(&str, &str)]) -> Watcher {
+        let watcher = self.start(extra);
+        watcher.until("the first verification", |w| w.ready().0 == 200);
+        watcher
+    }
+
+    /// Starts `modelgate watch`, waiting for nothing.
+    fn start(&self, extra: &[(&str, &str)]) -> Watcher {
         let port = free_port();
         let log = self.dir.path().join(format!("watch-{port}.log"));
         let out = fs::File::create(&log).unwrap();
@@ -91,13 +99,15 @@ impl Pod {
         for (k, v) in extra {
             cmd.env(k, v);
         }
-        let watcher = Watcher {
+        Watcher {
             process: Process::spawn(&mut cmd),
             port,
             log,
-        };
-        watcher.until("the first verification", |w| w.ready().0 == 200);
-        watcher
+        }
+    }
+
+    fn measurement(&self) -> serde_json::Value {
+        serde_json::from_slice(&fs::read(self.run.join("measurement.json")).unwrap()).unwrap()
     }
 
     fn log_entries(&self) -> Vec<serde_json::Value> {
@@ -158,6 +168,28 @@ impl Watcher {
                 start.elapsed() < BOUND,
                 "{what}: not within {BOUND:?}; /readyz says {:?}\nlogs:\n{}",
                 self.ready(),
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Sends SIGTERM.
+    fn terminate(&self) {
+        run(Command::new("kill").args(["-TERM", &self.process.id().to_string()])).expect_code(0);
+    }
+
+    /// Waits for the process to end by itself; its exit code.
+    #[track_caller]
+    fn exit_code(mut self) -> i32 {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.process.try_wait().unwrap() {
+                return status.code().unwrap_or(-1);
+            }
+            assert!(
+                start.elapsed() < BOUND,
+                "still running after {BOUND:?}\nlogs:\n{}",
                 self.logs()
             );
             std::thread::sleep(Duration::from_millis(50));
@@ -488,6 +520,67 @@ fn a_model_that_does_not_verify_or_a_bad_setting_ends_the_sidecar_as_init_would(
 }
 
 #[test]
+fn sigterm_while_watching_is_a_clean_exit_and_the_deadline_no_longer_applies() {
+    let pod = Pod::new();
+    let w = pod.watch(&[("MODELGATE_TIMEOUT", "1s")]);
+    // Past MODELGATE_TIMEOUT: it bounds the first verification only.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(w.ready().0, 200, "{}", w.logs());
+    w.terminate();
+    let log = w.log.clone();
+    assert_eq!(w.exit_code(), 0);
+    let logs = fs::read_to_string(log).unwrap();
+    assert!(
+        logs.contains(
+            "stopped by SIGTERM (the pod is being deleted or the run cancelled) while watching: the watch ends"
+        ),
+        "{logs}"
+    );
+    assert!(!logs.contains("the deadline passed"), "{logs}");
+    assert_eq!(pod.measurement()["verdict"], "verified");
+}
+
+#[test]
+fn a_deadline_or_sigterm_before_the_model_verified_ends_the_sidecar_as_init_would() {
+    let pod = Pod::new();
+    // A modelcar that never comes: waited for, not ready, until the end.
+    let absent = [
+        ("MODELGATE_SOURCE", "/models"),
+        ("MODELGATE_WATCH_CONTAINER", "no-such-modelcar"),
+    ];
+    let w = pod.start(&[absent[0], absent[1], ("MODELGATE_TIMEOUT", "3s")]);
+    w.until("waiting, not ready", |w| {
+        let (status, body) = w.ready();
+        status == 503 && body.contains("verifying")
+    });
+    let log = w.log.clone();
+    assert_eq!(w.exit_code(), 2);
+    let logs = fs::read_to_string(log).unwrap();
+    for said in [
+        "waiting for the model's container: MODELGATE_WATCH_CONTAINER=no-such-modelcar: no process of that name in another container holds /models",
+        "the deadline passed: MODELGATE_TIMEOUT=3s; nothing was placed; do not start the workload",
+    ] {
+        assert!(logs.contains(said), "{said}\n{logs}");
+    }
+    assert_eq!(pod.measurement()["verdict"], "error");
+
+    let w = pod.start(&absent);
+    w.until("waiting", |w| {
+        w.logs().contains("waiting for the model's container")
+    });
+    w.terminate();
+    let log = w.log.clone();
+    assert_eq!(w.exit_code(), 2);
+    let logs = fs::read_to_string(log).unwrap();
+    assert!(logs.contains("stopped by SIGTERM"), "{logs}");
+    assert!(!logs.contains("while watching"), "{logs}");
+    let m = pod.measurement();
+    assert_eq!(m["verdict"], "error");
+    let reason = m["reasons"][0]["message"].as_str().unwrap();
+    assert!(reason.starts_with("stopped by SIGTERM"), "{m}");
+}
+
+#[test]
 fn a_model_in_another_container_is_read_through_its_process_root_and_followed() {
     if !mount_namespaces() {
         return;
@@ -542,6 +635,16 @@ fn a_model_in_another_container_is_read_through_its_process_root_and_followed() 
         "{}",
         w.logs()
     );
+    // The first verification names it so too, never /proc/self/fd/N.
+    let shown = format!("/proc/{pid}/root{source}");
+    let first = pod.measurement();
+    assert_eq!(first["verdict"], "verified");
+    assert_eq!(first["model"]["path"], shown.as_str(), "{first}");
+    assert_eq!(
+        pod.log_entries()[0]["entry"]["model"]["path"],
+        shown.as_str()
+    );
+    assert!(!w.logs().contains("/proc/self/fd"), "{}", w.logs());
     let inside = |shell: &str| {
         run(Command::new("nsenter").args(["-t", &pid.to_string(), "-m", "sh", "-c", shell]))
             .expect_code(0);
