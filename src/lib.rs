@@ -14,7 +14,7 @@
 //! | layer | modules |
 //! |---|---|
 //! | front ends | [`cli`], [`admission`] |
-//! | one verification run | [`gate`] |
+//! | one verification run, and keeping it | [`gate`], [`watch`] |
 //! | verification, registries, records | [`verify`], [`oci`], [`measure`] |
 //! | the format, trust, policy | [`oms`], [`trust`], [`policy`] |
 //! | the model on disk, the node | [`model`], [`node`] |
@@ -35,5 +35,6 @@ pub mod oms;
 pub mod policy;
 pub mod trust;
 pub mod verify;
+pub mod watch;
 
 pub use io::{MAX_KEY_BYTES, MAX_SIGNATURE_BYTES, read_bounded, write_atomic};

@@ -60,6 +60,11 @@ pub enum Command {
     /// same names as these flags). Also runs as `modelgate <uri> <mountPath>`
     /// (KServe's storage-initializer convention).
     Init(Box<InitArgs>),
+    /// The watch sidecar: verify the model folder like init, then keep it
+    /// under watch (inotify, a stat sweep, a budgeted re-hash) and serve
+    /// /readyz (503 once it drifts) and /livez on MODELGATE_WATCH_LISTEN;
+    /// configured by the same MODELGATE_* variables as init.
+    Watch(Box<WatchArgs>),
     /// Work with measurement logs.
     #[command(subcommand)]
     Measurement(MeasurementCommand),
@@ -535,6 +540,40 @@ pub struct InitArgs {
     /// under (default /).
     #[arg(long, env = "MODELGATE_HOST_ROOT")]
     pub host_root: Option<String>,
+}
+
+/// `modelgate watch`: init's settings, and how to watch.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// The settings of the first verification, as for init.
+    #[command(flatten)]
+    pub init: InitArgs,
+    /// Between two stat sweeps: 600, 90s, 10m, 1h (default 60s).
+    #[arg(long, env = "MODELGATE_WATCH_INTERVAL", value_name = "DURATION")]
+    pub interval: Option<String>,
+    /// Between two full re-hashes (default 24h).
+    #[arg(long, env = "MODELGATE_WATCH_REHASH_INTERVAL", value_name = "DURATION")]
+    pub rehash_interval: Option<String>,
+    /// The full re-hash's budget in bytes per second: 500K, 64M, 1G, or
+    /// Ki/Mi/Gi (default 64Mi).
+    #[arg(long, env = "MODELGATE_WATCH_MAX_RATE", value_name = "BYTES")]
+    pub max_rate: Option<String>,
+    /// The probes' address (default 0.0.0.0:8181).
+    #[arg(long, env = "MODELGATE_WATCH_LISTEN", value_name = "ADDR:PORT")]
+    pub listen: Option<String>,
+    /// quarantine (not ready until restored; default) or restart (/livez
+    /// fails too, rate-limited).
+    #[arg(long, env = "MODELGATE_WATCH_ON_DRIFT", value_name = "ACTION")]
+    pub on_drift: Option<String>,
+    /// The model is MODELGATE_SOURCE inside the container whose process
+    /// has this name (ps -o comm; a KServe modelcar's is sleep), found in
+    /// the pod's shared PID namespace (shareProcessNamespace: true).
+    #[arg(long, env = "MODELGATE_WATCH_CONTAINER", value_name = "PROCESS")]
+    pub container: Option<String>,
+    /// The most inotify watches to use (default: as many as the kernel
+    /// allows); folders beyond are covered by the stat sweep.
+    #[arg(long, env = "MODELGATE_WATCH_MAX_INOTIFY", value_name = "N")]
+    pub max_inotify: Option<String>,
 }
 
 /// `modelgate digest`.

@@ -51,7 +51,7 @@ const NOT_FETCHED: &[&str] = &[
 
 /// A setting that cannot be used, named by its variable.
 #[derive(Debug)]
-struct ConfigError(String);
+pub(super) struct ConfigError(pub(super) String);
 
 impl From<gate::SettingsError> for ConfigError {
     fn from(e: gate::SettingsError) -> Self {
@@ -60,10 +60,10 @@ impl From<gate::SettingsError> for ConfigError {
 }
 
 /// The checked configuration.
-struct Plan {
-    source: Source,
-    settings: Settings,
-    record: MeasurementFile,
+pub(super) struct Plan {
+    pub(super) source: Source,
+    pub(super) settings: Settings,
+    pub(super) record: MeasurementFile,
     deadline: Option<Duration>,
     /// The GPU pathway, measured under `MODELGATE_HOST_ROOT`.
     gpu: GpuFacts,
@@ -76,7 +76,9 @@ impl Plan {
     fn shown(&self) -> PathBuf {
         match &self.source {
             Source::Oci { reference, .. } => PathBuf::from(reference),
-            Source::InPlace(path) | Source::Copy { from: path, .. } => path.clone(),
+            Source::InPlace(path)
+            | Source::InPlaceAs { shown: path, .. }
+            | Source::Copy { from: path, .. } => path.clone(),
         }
     }
 }
@@ -101,7 +103,9 @@ pub(super) fn init_cmd(
                 to.as_deref().unwrap_or(Path::new(DEFAULT_TARGET)).display()
             ),
         ),
-        Source::InPlace(path) => ("folder", path.display().to_string()),
+        Source::InPlace(path) | Source::InPlaceAs { shown: path, .. } => {
+            ("folder", path.display().to_string())
+        }
         Source::Copy { from, to } => (
             "folder-copy",
             format!("{} -> {}", from.display(), to.display()),
@@ -123,13 +127,11 @@ pub(super) fn init_cmd(
         libraries = plan.gpu.libraries.len(),
         "GPU pathway measured"
     );
-    if let Some(requirement) = &plan.gpu_requirement
-        && let Err(failures) = requirement.check(&plan.gpu)
-    {
-        return gpu_rejected(&plan, &failures);
+    if let Some(verdict) = check_gpu(&plan) {
+        return verdict;
     }
     let cancel = Cancel::new();
-    watch(&plan, &cancel, signals);
+    end_on_deadline_or_signal(&plan, &cancel, signals, |_| {});
     let mut recorder = Both {
         show: progress,
         record: plan.record.clone(),
@@ -144,8 +146,15 @@ pub(super) fn init_cmd(
         .verdict
 }
 
-/// The node does not meet the policy's GPU requirement: rejected before
-/// anything is fetched or verified.
+/// The node against the policy's GPU requirement: `Some(rejected)` when
+/// it does not meet it (logged and recorded), before anything is fetched
+/// or verified.
+pub(super) fn check_gpu(plan: &Plan) -> Option<Verdict> {
+    let requirement = plan.gpu_requirement.as_ref()?;
+    let failures = requirement.check(&plan.gpu).err()?;
+    Some(gpu_rejected(plan, &failures))
+}
+
 fn gpu_rejected(plan: &Plan, failures: &[String]) -> Verdict {
     let message = format!(
         "the node's GPU pathway does not meet the policy: {}",
@@ -165,7 +174,7 @@ fn gpu_rejected(plan: &Plan, failures: &[String]) -> Verdict {
 
 /// Reports a configuration error: the log line, the termination message and
 /// (when its folder exists) an `error` measurement.
-fn config_error(args: &InitArgs, message: &str) -> Verdict {
+pub(super) fn config_error(args: &InitArgs, message: &str) -> Verdict {
     error!(
         step = "config",
         exit_code = Verdict::Error.exit_code(),
@@ -198,9 +207,10 @@ fn config_error(args: &InitArgs, message: &str) -> Verdict {
     Verdict::Error
 }
 
-/// Every `MODELGATE_*` variable `init` reads.
+/// Every `MODELGATE_*` variable `init` and `watch` read: each knows the
+/// other's, so that one ConfigMap (`envFrom`) can serve both containers.
 fn known_variables() -> Vec<String> {
-    let mut names: Vec<String> = InitArgs::augment_args(clap::Command::new("init"))
+    let mut names: Vec<String> = super::args::WatchArgs::augment_args(clap::Command::new("watch"))
         .get_arguments()
         .filter_map(|a| a.get_env())
         .map(|e| e.to_string_lossy().into_owned())
@@ -246,7 +256,7 @@ fn boolean(var: &str, value: Option<&str>) -> Result<bool, ConfigError> {
 }
 
 /// A duration: seconds, or a number with s, m or h.
-fn duration(var: &str, value: &str) -> Result<Duration, ConfigError> {
+pub(super) fn duration(var: &str, value: &str) -> Result<Duration, ConfigError> {
     let bad = || {
         ConfigError(format!(
             "{var}={value:?} is not a duration; write seconds (600) or 90s, 10m, 1h"
@@ -303,7 +313,17 @@ fn termination_log(value: Option<&str>) -> Result<Option<PathBuf>, ConfigError> 
 }
 
 /// Checks every setting and builds the plan; nothing is fetched or written.
-fn configure(args: &InitArgs, workers: usize) -> Result<Plan, ConfigError> {
+pub(super) fn configure(args: &InitArgs, workers: usize) -> Result<Plan, ConfigError> {
+    configure_source(args, workers, true)
+}
+
+/// [`configure`], where a folder source need not be a folder here when
+/// `here` is false (`watch` finds it in another container).
+pub(super) fn configure_source(
+    args: &InitArgs,
+    workers: usize,
+    here: bool,
+) -> Result<Plan, ConfigError> {
     let known = known_variables();
     let mut unknown: Vec<String> = std::env::vars_os()
         .filter_map(|(k, _)| k.into_string().ok())
@@ -357,7 +377,7 @@ fn configure(args: &InitArgs, workers: usize) -> Result<Plan, ConfigError> {
         }
     } else {
         let path = PathBuf::from(source);
-        if !path.is_dir() {
+        if here && !path.is_dir() {
             return Err(ConfigError(format!(
                 "MODELGATE_SOURCE={source}: not a folder (mount the model there, read-only)"
             )));
@@ -438,7 +458,7 @@ fn configure(args: &InitArgs, workers: usize) -> Result<Plan, ConfigError> {
             read_timeout,
         },
         concurrency,
-        // The deadline covers the whole run (see `watch`).
+        // The deadline covers the whole run (see `end_on_deadline_or_signal`).
         registry_timeout: None,
         workers,
     };
@@ -498,18 +518,29 @@ pub(super) fn block_termination_signals() -> Option<nix::sys::signal::SigSet> {
 /// Starts the deadline and the signal watcher. Either cancels the run and
 /// owns the rest of it: exit 2, every temporary folder removed, nothing
 /// placed, an `error` measurement, log entry and termination message,
-/// unless the model was already placed.
-fn watch(plan: &Plan, cancel: &Cancel, signals: Option<nix::sys::signal::SigSet>) {
+/// unless the run is over (the model placed, or [`Cancel::finish`]ed):
+/// then the deadline does nothing, and a signal calls `once_over` with
+/// what stopped it (`init` ends as verified anyway; `watch` exits 0).
+pub(super) fn end_on_deadline_or_signal(
+    plan: &Plan,
+    cancel: &Cancel,
+    signals: Option<nix::sys::signal::SigSet>,
+    once_over: fn(&str),
+) {
     let record = plan.record.clone();
     let (shown, target) = match &plan.source {
         Source::Oci { to, .. } => (to.clone().unwrap_or_default(), to.clone()),
-        Source::InPlace(path) => (path.clone(), None),
+        Source::InPlace(path) | Source::InPlaceAs { shown: path, .. } => (path.clone(), None),
         Source::Copy { to, .. } => (to.clone(), Some(to.clone())),
     };
     let cancel = cancel.clone();
-    let end = Arc::new(move |why: String| {
+    let end = Arc::new(move |why: String, signal: bool| {
         let Some(cancelled) = cancel.cancel() else {
-            return; // the model is in place; the run ends as verified
+            // The run is over: the model is in place, or watched.
+            if signal {
+                once_over(&why);
+            }
+            return;
         };
         error!(
             exit_code = Verdict::Error.exit_code(),
@@ -529,18 +560,24 @@ fn watch(plan: &Plan, cancel: &Cancel, signals: Option<nix::sys::signal::SigSet>
         let end = Arc::clone(&end);
         std::thread::spawn(move || {
             std::thread::sleep(limit);
-            end(format!(
-                "the deadline passed: MODELGATE_TIMEOUT={}s",
-                limit.as_secs()
-            ));
+            end(
+                format!(
+                    "the deadline passed: MODELGATE_TIMEOUT={}s",
+                    limit.as_secs()
+                ),
+                false,
+            );
         });
     }
     if let Some(set) = signals {
         std::thread::spawn(move || {
             if let Ok(signal) = set.wait() {
-                end(format!(
-                    "stopped by {signal:?} (the pod is being deleted or the run cancelled)"
-                ));
+                end(
+                    format!(
+                        "stopped by {signal:?} (the pod is being deleted or the run cancelled)"
+                    ),
+                    true,
+                );
             }
         });
     }

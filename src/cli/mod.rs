@@ -9,6 +9,7 @@
 mod args;
 mod init_cmd;
 mod verify_cmd;
+mod watch_cmd;
 mod webhook;
 
 use std::io::IsTerminal;
@@ -41,8 +42,9 @@ pub fn run(cli: Cli) -> Verdict {
     let to_stdout = matches!(cli.command, Command::Init(_));
     logging::init(cli.log_format, cli.quiet, to_stdout);
     // Blocked before any other thread exists (the runtime's included), so
-    // every thread inherits the mask and only init's watcher takes SIGTERM.
-    let signals = to_stdout
+    // every thread inherits the mask and only init's (or watch's) watcher
+    // takes SIGTERM.
+    let signals = matches!(cli.command, Command::Init(_) | Command::Watch(_))
         .then(init_cmd::block_termination_signals)
         .flatten();
     // Commands that reach no registry answer without starting the runtime
@@ -86,6 +88,7 @@ pub fn run(cli: Cli) -> Verdict {
             unreachable!("answered above, without the runtime")
         }
         Command::Webhook(args) => webhook::webhook_cmd(args, workers, rt),
+        Command::Watch(args) => watch_cmd::watch_cmd(args, workers, rt, signals),
     };
     progress.finish();
     verdict

@@ -96,7 +96,7 @@ fn run(
 /// What the measurement calls a model that never reached the gate.
 fn shown(source: &Source) -> PathBuf {
     match source {
-        Source::InPlace(path) => path.clone(),
+        Source::InPlace(path) | Source::InPlaceAs { shown: path, .. } => path.clone(),
         Source::Copy { to, .. } => to.clone(),
         Source::Oci { reference, .. } => PathBuf::from(reference),
     }

@@ -74,6 +74,15 @@ impl Cancel {
         out
     }
 
+    /// Marks the run over, for a front end whose process goes on after it
+    /// (`watch`): a cancellation from now on finds nothing to undo
+    /// ([`Self::cancel`] is `None`), as after the model was placed. A
+    /// cancellation already under way owns the rest of the run (see
+    /// [`Self::unless_cancelled`]).
+    pub fn finish(&self) {
+        self.commit(|| ());
+    }
+
     /// Cancels the run: removes every registered temporary folder, unless
     /// the model was already placed (then `None`: the run is ending as
     /// verified, and is left to). The caller owns the rest of the run.

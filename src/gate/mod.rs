@@ -19,6 +19,7 @@ pub mod sign;
 mod stage;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use tracing::{error, info, warn};
 
@@ -38,7 +39,7 @@ use crate::oms::manifest::Format;
 use crate::policy::{Mode, Policy, Rule};
 use crate::verify::{
     self, AnnouncedFile, BlobResources, Evidence, KnownDigests, Origin, Problem, Rejection,
-    Signature, Verdict,
+    Signature, Verdict, Verified,
 };
 
 /// Where the model is.
@@ -47,6 +48,15 @@ pub enum Source {
     /// A folder (or a single file) verified where it is: a PVC, an image
     /// volume, a folder given by hand.
     InPlace(PathBuf),
+    /// A folder verified where it is, read through another path than the
+    /// one it is known by (`watch`'s modelcar: opened below
+    /// `/proc/<pid>/root`, read as `/proc/self/fd/N`).
+    InPlaceAs {
+        /// The path its files are read through.
+        files: PathBuf,
+        /// What logs and the measurement call it.
+        shown: PathBuf,
+    },
     /// A mounted folder copied to `to`, verified there, then put in place
     /// (KServe handing a folder URI with a mount path).
     Copy {
@@ -73,6 +83,56 @@ pub struct Outcome {
     pub verdict: Verdict,
     /// The measurement's summary.
     pub measurement: Summary,
+    /// What was proven, when the model verified: kept by a front end that
+    /// checks the same model again (`watch`, through [`recheck`]).
+    pub proven: Option<Arc<Proven>>,
+}
+
+/// A model that verified: the manifest and what it was checked with, and
+/// the rule it was checked under.
+#[derive(Debug)]
+pub struct Proven {
+    /// The verification.
+    pub verified: Verified,
+    /// The index of its rule in the settings' policy.
+    rule: usize,
+}
+
+impl Proven {
+    /// What the policy decided, for a measurement of the same model
+    /// written later (`watch`'s drift and restored documents).
+    pub fn decided<'p>(&self, settings: &'p Settings) -> Option<PolicyOut<'p>> {
+        let rule = settings.policy.rules.get(self.rule)?;
+        Some(decided(&settings.policy, rule))
+    }
+}
+
+/// Checks a model that verified again where it is, under the same
+/// settings: every problem found now, sorted; none means the folder at
+/// `model` still holds exactly the signed files. With `hash_only`, only
+/// those files are hashed (the others taken as unchanged).
+pub fn recheck(
+    settings: &Settings,
+    model: &Path,
+    proven: &Proven,
+    hash_only: Option<&std::collections::BTreeSet<String>>,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Vec<Problem> {
+    let Some(rule) = settings.policy.rules.get(proven.rule) else {
+        return vec![Problem::CouldNotCheck(format!(
+            "rule {} is not in policy {}: the model was verified under other settings",
+            proven.verified.rule, settings.policy.name
+        ))];
+    };
+    verify::recheck(&verify::Recheck {
+        model,
+        verified: &proven.verified,
+        rule,
+        ignore_unsigned_files: settings.ignore_unsigned_files,
+        workers: settings.workers,
+        progress,
+        hash_only,
+    })
 }
 
 /// Runs one verification of `source` under `settings`. Every path ends in
@@ -95,6 +155,11 @@ pub async fn run(
             let signatures = given_signatures(&settings.signatures);
             run.check(&subject, &signatures)
         }
+        Source::InPlaceAs { files, shown } => {
+            let subject = Subject::local(shown, files);
+            let signatures = given_signatures(&settings.signatures);
+            run.check(&subject, &signatures)
+        }
         Source::Copy { from, to } => run.copy(&from, &to),
         Source::Oci { reference, to } => run.pull(&reference, to.as_deref()).await,
     }
@@ -110,6 +175,7 @@ pub fn refused(recorder: &mut dyn Recorder, shown: &Path, message: &str) -> Outc
     Outcome {
         verdict: Verdict::Error,
         measurement,
+        proven: None,
     }
 }
 
@@ -228,6 +294,7 @@ impl Run<'_> {
         Outcome {
             verdict,
             measurement,
+            proven: None,
         }
     }
 
@@ -421,6 +488,7 @@ impl Run<'_> {
                 return Outcome {
                     verdict: Verdict::Error,
                     measurement,
+                    proven: None,
                 };
             }
         };
@@ -485,6 +553,7 @@ impl Run<'_> {
             return Outcome {
                 verdict: Verdict::Error,
                 measurement,
+                proven: None,
             };
         }
         let signers: Vec<String> = verified
@@ -501,9 +570,15 @@ impl Run<'_> {
             step = "verify",
             "verified"
         );
+        let rule = policy
+            .rules
+            .iter()
+            .position(|r| std::ptr::eq(r, rule))
+            .unwrap_or(usize::MAX);
         Outcome {
             verdict: Verdict::Verified,
             measurement,
+            proven: Some(Arc::new(Proven { verified, rule })),
         }
     }
 
@@ -525,6 +600,7 @@ impl Run<'_> {
             return Outcome {
                 verdict,
                 measurement,
+                proven: None,
             };
         };
         let doc = doc.with_policy(decided(policy, rule));
@@ -534,6 +610,7 @@ impl Run<'_> {
             return Outcome {
                 verdict,
                 measurement,
+                proven: None,
             };
         }
         let (measurement, recorded) =
@@ -555,6 +632,7 @@ impl Run<'_> {
         Outcome {
             verdict: allowed,
             measurement,
+            proven: None,
         }
     }
 }

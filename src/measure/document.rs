@@ -47,12 +47,26 @@ pub struct Measurement<'a> {
     ignored: &'a [String],
     unsigned_files_tolerated: &'a [String],
     reasons: Vec<Reason<'a>>,
+    /// What `modelgate watch` saw happen to a model that had verified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    watch: Option<WatchEvent>,
     /// The pod this ran in (from the downward API), under `modelgate init`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pod: Option<&'a Pod>,
     /// Facts about the node (the GPU driver pathway), under `modelgate init`.
     #[serde(skip_serializing_if = "Option::is_none")]
     node: Option<NodeOut<'a>>,
+}
+
+/// A change `modelgate watch` saw in a model that had verified: `drift`
+/// (the files named differ from the signed ones) or `restored` (they are
+/// the signed ones again).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct WatchEvent {
+    /// `drift` or `restored`.
+    pub event: &'static str,
+    /// The files it is about.
+    pub files: Vec<String>,
 }
 
 /// The node facts of a measurement.
@@ -235,6 +249,8 @@ pub struct Summary {
     pub gpu_driver: Option<String>,
     /// Every reason of a rejection or error, as its message.
     pub reasons: Vec<String>,
+    /// What `watch` saw happen, for its measurements.
+    pub watch: Option<WatchEvent>,
 }
 
 /// A signer, in one line.
@@ -466,6 +482,7 @@ impl<'a> Measurement<'a> {
             ignored: &[],
             unsigned_files_tolerated: &[],
             reasons: Vec::new(),
+            watch: None,
             pod: None,
             node: None,
         }
@@ -495,6 +512,12 @@ impl<'a> Measurement<'a> {
         doc.ignored = &e.ignored;
         doc.reasons = r.problems.iter().map(Into::into).collect();
         doc
+    }
+
+    /// Records what `watch` saw happen.
+    pub fn with_watch(mut self, event: WatchEvent) -> Self {
+        self.watch = Some(event);
+        self
     }
 
     /// Records where a pulled model came from.
@@ -550,6 +573,7 @@ impl<'a> Measurement<'a> {
                 .as_ref()
                 .and_then(|n| n.gpu.driver_version.clone()),
             reasons: self.reasons.iter().map(|r| r.message.clone()).collect(),
+            watch: self.watch.clone(),
         }
     }
 

@@ -163,7 +163,7 @@ pub fn entry_for(measurement: &Summary, measurement_bytes: &[u8]) -> Value {
         Some((p, r)) => (json!(p), json!(r)),
         None => (Value::Null, Value::Null),
     };
-    json!({
+    let mut entry = json!({
         "time": measurement.time,
         "verdict": measurement.verdict.as_str(),
         "model": {
@@ -177,7 +177,15 @@ pub fn entry_for(measurement: &Summary, measurement_bytes: &[u8]) -> Value {
         "pod": measurement.pod,
         "gpuDriver": measurement.gpu_driver,
         "measurementSha256": hex::encode(Sha256::digest(measurement_bytes)),
-    })
+    });
+    // Only `watch`'s entries have it: every other entry stays as it was.
+    if let (Some(watch), Some(map)) = (&measurement.watch, entry.as_object_mut()) {
+        map.insert(
+            "watch".into(),
+            json!({"event": watch.event, "files": watch.files}),
+        );
+    }
+    entry
 }
 
 /// Appends `entry` to the log at `path` (created if absent, mode 0644),
@@ -458,6 +466,7 @@ mod tests {
             pod: None,
             gpu_driver: None,
             reasons: Vec::new(),
+            watch: None,
         };
         let doc = Summary {
             model_path: "/mnt/models".into(),

@@ -5,7 +5,7 @@ mod document;
 pub mod log;
 
 pub use document::{
-    FoundOut, Measurement, Pod, PolicyOut, SCHEMA, SignerSummary, SourceOut, Summary,
+    FoundOut, Measurement, Pod, PolicyOut, SCHEMA, SignerSummary, SourceOut, Summary, WatchEvent,
 };
 
 /// What `modelgate init` adds to every measurement it writes: the pod and

@@ -11,6 +11,7 @@
 //! with `openat2(RESOLVE_BENEATH)`: the kernel refuses any target outside the
 //! root (absolute targets and `..` escapes alike).
 
+use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io;
@@ -90,6 +91,51 @@ impl FsError {
             path: path.to_string(),
             reason,
         }
+    }
+}
+
+/// What `stat` says of a path, enough to tell that it changed without
+/// reading it: which inode it is, its type and permission bits, its size,
+/// and its modification and status-change times (a write moves `mtime`;
+/// a write, a `chmod`, a new hard link or a rename of it moves `ctime`,
+/// which no unprivileged call can set back). Reading a file changes none
+/// of these (`atime` is left out).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stamp {
+    /// The device.
+    pub dev: u64,
+    /// The inode.
+    pub ino: u64,
+    /// `st_mode`: the type and the permission bits.
+    pub mode: u32,
+    /// Bytes.
+    pub size: u64,
+    /// Modification time, seconds and nanoseconds.
+    pub mtime: (i64, i64),
+    /// Status-change time, seconds and nanoseconds.
+    pub ctime: (i64, i64),
+}
+
+impl Stamp {
+    fn of(stat: &FileStat) -> Self {
+        Self {
+            dev: stat.st_dev,
+            ino: stat.st_ino,
+            mode: stat.st_mode,
+            size: u64::try_from(stat.st_size).unwrap_or(0),
+            mtime: (stat.st_mtime, stat.st_mtime_nsec),
+            ctime: (stat.st_ctime, stat.st_ctime_nsec),
+        }
+    }
+
+    /// Whether it is a folder.
+    pub fn is_dir(&self) -> bool {
+        self.mode & SFlag::S_IFMT.bits() == SFlag::S_IFDIR.bits()
+    }
+
+    /// The permission bits (`0o644`).
+    pub fn permissions(&self) -> u32 {
+        self.mode & 0o7777
     }
 }
 
@@ -192,11 +238,64 @@ impl ModelRoot {
             }
             Root::Dir(fd) => {
                 let mut out = Vec::new();
-                walk_dir(fd, "", ignore, &mut out)?;
+                walk_dir(fd, "", ignore, &mut |name, _, kind| {
+                    if let Kind::Entry(kind) = kind {
+                        out.push(Entry { name, kind });
+                    }
+                })?;
                 out.sort_by(|a, b| a.name.cmp(&b.name));
                 Ok(out)
             }
         }
+    }
+
+    /// The [`Stamp`] of every path below the root that `ignore` does not
+    /// exclude, folders included, and of the root itself (named `""`; a
+    /// one-file model has only its file, [`SINGLE_FILE_NAME`]). Nothing is
+    /// read but the folders: a sweep of 10,000 files is 10,000 `fstatat`.
+    pub fn survey(&self, ignore: &IgnoreRules) -> Result<BTreeMap<String, Stamp>, FsError> {
+        let root_err = |e: io::Error| FsError::Root {
+            path: self.path.clone(),
+            source: e,
+        };
+        let mut out = BTreeMap::new();
+        match &self.root {
+            Root::File(file) => {
+                let stat = nix::sys::stat::fstat(file).map_err(|e| root_err(e.into()))?;
+                out.insert(SINGLE_FILE_NAME.to_string(), Stamp::of(&stat));
+            }
+            Root::Dir(fd) => {
+                let stat = nix::sys::stat::fstat(fd).map_err(|e| root_err(e.into()))?;
+                out.insert(String::new(), Stamp::of(&stat));
+                walk_dir(fd, "", ignore, &mut |name, stat, _| {
+                    out.insert(name, Stamp::of(stat));
+                })?;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Opens the folder `name` below the root (`""`: the root itself),
+    /// every component with `O_NOFOLLOW`.
+    pub fn open_folder(&self, name: &str) -> Result<OwnedFd, FsError> {
+        let Root::Dir(fd) = &self.root else {
+            return Err(FsError::RootKind(self.path.clone()));
+        };
+        if name.is_empty() {
+            return fd.try_clone().map_err(|e| FsError::Entry {
+                path: ".".into(),
+                reason: e.to_string(),
+            });
+        }
+        let mut current: Option<OwnedFd> = None;
+        for part in name.split('/') {
+            let parent = current.as_ref().unwrap_or(fd);
+            current = Some(
+                openat(parent, part, DIR_FLAGS, Mode::empty())
+                    .map_err(|e| FsError::entry(name, e))?,
+            );
+        }
+        current.ok_or_else(|| FsError::entry(name, Errno::ENOENT))
     }
 
     /// Opens the regular file `name` (relative, `/`-separated, already
@@ -255,11 +354,13 @@ fn open_beneath(dir: &OwnedFd, name: &str) -> Result<OwnedFd, Errno> {
     openat2(dir, name, how)
 }
 
+/// Calls `visit` with every path below `dir` that `ignore` does not
+/// exclude, its `fstatat` and its kind, folders before what they hold.
 fn walk_dir(
     dir: &OwnedFd,
     prefix: &str,
     ignore: &IgnoreRules,
-    out: &mut Vec<Entry>,
+    visit: &mut dyn FnMut(String, &FileStat, Kind),
 ) -> Result<(), FsError> {
     let here = if prefix.is_empty() { "." } else { prefix };
     let listing = dir.try_clone().map_err(|e| FsError::Entry {
@@ -298,9 +399,10 @@ fn walk_dir(
             Kind::Dir => {
                 let child = openat(dir, name.as_str(), DIR_FLAGS, Mode::empty())
                     .map_err(|e| FsError::entry(&rel, e))?;
-                walk_dir(&child, &rel, ignore, out)?;
+                visit(rel.clone(), &stat, Kind::Dir);
+                walk_dir(&child, &rel, ignore, visit)?;
             }
-            Kind::Entry(kind) => out.push(Entry { name: rel, kind }),
+            kind => visit(rel, &stat, kind),
         }
     }
     Ok(())

@@ -10,7 +10,7 @@ pub mod paths;
 pub mod resources;
 
 pub use digest::Digest;
-pub use dir::{Entry, EntryKind, FsError, ModelRoot};
+pub use dir::{Entry, EntryKind, FsError, ModelRoot, Stamp};
 pub use hashing::HashAlgorithm;
 pub use mapped::start_writeback;
 pub use paths::{IgnoreRules, SINGLE_FILE_NAME};

@@ -10,3 +10,4 @@ pub mod gpu;
 mod root;
 
 pub use gpu::{Device, DriverVersion, Gpu, GpuFacts, Library, gpu_facts};
+pub use root::open_folder_in;

@@ -71,6 +71,15 @@ impl Root {
     }
 }
 
+/// Opens the folder `path`, written as seen inside the root `root`
+/// (another container's `/proc/<pid>/root`), resolved inside that root
+/// whatever its links say; the error says why, in words.
+pub fn open_folder_in(root: &Path, path: &str) -> Result<OwnedFd, String> {
+    let root = Root::open(root).map_err(|e| e.to_string())?;
+    root.open_dir(path)
+        .map_err(|errno| format!("{path}: {}", super::error::describe(errno)))
+}
+
 /// Reads an opened file whole, refusing more than `limit` bytes. Files in
 /// `/proc` report size 0, so the bound is on what is read, not on `fstat`.
 pub(super) fn read_limited(file: File, limit: u64) -> Result<Vec<u8>, FileError> {

@@ -29,6 +29,11 @@ pub struct Options<'a> {
     /// signed resource of that name is compared with it instead of being
     /// missing; a `files`/`sha256` manifest only.
     pub blob_resources: &'a BlobResources,
+    /// Hash only these files (model-relative paths) and take the others as
+    /// unchanged; `None` hashes every file. A watch that saw these files
+    /// change on disk re-verifies only them; which files are there, and
+    /// their sizes under a sharded manifest, are always checked.
+    pub hash_only: Option<&'a BTreeSet<String>>,
 }
 
 /// Resource name -> SHA-256 of a blob that is part of the model but not
@@ -143,6 +148,12 @@ pub fn compare(
                 }
                 continue;
             }
+            if req
+                .hash_only
+                .is_some_and(|only| !only.contains(&entry.name))
+            {
+                continue;
+            }
             tasks.push(HashTask::new((*key).clone(), size));
             wanted.push(digest);
         }
@@ -250,6 +261,7 @@ mod tests {
         ignore: &'a [&'a str],
         known: KnownDigests,
         blobs: BlobResources,
+        hash_only: Option<&'a BTreeSet<String>>,
     }
 
     impl Compare<'_> {
@@ -264,6 +276,7 @@ mod tests {
                 progress: &progress,
                 known_sha256: &self.known,
                 blob_resources: &self.blobs,
+                hash_only: self.hash_only,
             };
             let root = ModelRoot::open(dir).unwrap();
             let rules = IgnoreRules::new(self.ignore);
@@ -312,6 +325,37 @@ mod tests {
                 "weights/model.bin: modified: expected digest {expected}, found {actual}; restore the file from the signed source, or re-sign if the change is intended"
             )
         );
+    }
+
+    #[test]
+    fn hashing_only_the_files_named_reads_only_their_bytes_and_still_sees_the_file_set() {
+        let dir = model(FILES);
+        write(dir.path(), "weights/model.bin", b"0123456788");
+        write(dir.path(), "added.txt", b"x");
+        let manifest = signed(FILES, Method::Files);
+        // The changed file is not named: taken as unchanged, nothing hashed,
+        // but the added file is still found.
+        let only = BTreeSet::from(["config.json".to_string()]);
+        let found = Compare {
+            hash_only: Some(&only),
+            ..Compare::default()
+        }
+        .run(dir.path(), &manifest);
+        assert_eq!(
+            found.problems,
+            [Problem::Extra {
+                path: "added.txt".into()
+            }]
+        );
+        assert_eq!(found.hashed, 13);
+        let only = BTreeSet::from(["weights/model.bin".to_string()]);
+        let found = Compare {
+            hash_only: Some(&only),
+            ..Compare::default()
+        }
+        .run(dir.path(), &manifest);
+        assert_eq!(found.hashed, 10);
+        assert_eq!(found.problems.len(), 2, "{:?}", found.problems);
     }
 
     #[test]

@@ -363,15 +363,30 @@ fn check_model(
         progress: req.progress,
         known_sha256: req.known_sha256,
         blob_resources: req.blob_resources,
+        hash_only: None,
     };
-    let (found, unsigned) = compare::compare(&options, &root, &rules, manifest);
+    against_rule(&options, &root, &rules, manifest, req.rule, problems)
+}
+
+/// Compares the opened model with the manifest, then the rule's coverage
+/// requirements; adds every problem (sorted); returns the unsigned files
+/// tolerated.
+fn against_rule(
+    options: &compare::Options<'_>,
+    root: &ModelRoot,
+    rules: &IgnoreRules,
+    manifest: &Manifest,
+    rule: &Rule,
+    problems: &mut Vec<Problem>,
+) -> Vec<String> {
+    let (found, unsigned) = compare::compare(options, root, rules, manifest);
     problems.extend(found);
     let signed: Vec<&str> = manifest
         .resources
         .iter()
         .map(|(k, _)| k.path.as_str())
         .collect();
-    for pattern in req.rule.uncovered(&signed) {
+    for pattern in rule.uncovered(&signed) {
         problems.push(Problem::NotCovered {
             pattern: pattern.as_str().to_string(),
         });
@@ -379,10 +394,64 @@ fn check_model(
     // Tolerated unsigned files may not be ones the rule requires signed.
     let (required, tolerated): (Vec<String>, Vec<String>) = unsigned
         .into_iter()
-        .partition(|p| req.rule.requires_signature(p));
+        .partition(|p| rule.requires_signature(p));
     problems.extend(required.into_iter().map(|path| Problem::Extra { path }));
     problems.sort_by(|a, b| a.path().cmp(&b.path()));
     tolerated
+}
+
+/// A model that verified, to be checked again where it is (`modelgate
+/// watch`): against the manifest that verified, with the same ignored paths,
+/// the same rule and the same tolerance for unsigned files. The signatures
+/// are not read again: they were proven once and cannot have changed in
+/// the [`Verified`] held in memory.
+pub struct Recheck<'a> {
+    /// The model folder, opened again by the caller's path (the path may
+    /// now lead somewhere else: that is what is checked).
+    pub model: &'a Path,
+    /// What verified.
+    pub verified: &'a Verified,
+    /// The rule it verified under.
+    pub rule: &'a Rule,
+    /// Whether unsigned files were tolerated by the settings (the rule's
+    /// own tolerance is taken from `rule`).
+    pub ignore_unsigned_files: bool,
+    /// Hashing threads.
+    pub workers: usize,
+    /// Called with the number of bytes hashed (a budget may sleep in it).
+    pub progress: &'a (dyn Fn(u64) + Sync),
+    /// Hash only these files; `None`: every file.
+    pub hash_only: Option<&'a BTreeSet<String>>,
+}
+
+/// Checks a verified model again: every problem found now, sorted (none:
+/// the model on disk is still exactly what was signed).
+pub fn recheck(req: &Recheck<'_>) -> Vec<Problem> {
+    let root = match ModelRoot::open(req.model) {
+        Ok(root) => root,
+        Err(e) => return vec![Problem::CouldNotCheck(e.to_string())],
+    };
+    let rules = IgnoreRules::new(&req.verified.ignored);
+    let known = KnownDigests::new();
+    let blobs = BlobResources::new();
+    let options = compare::Options {
+        ignore_unsigned_files: req.ignore_unsigned_files || req.rule.allow_unsigned_files,
+        workers: req.workers,
+        progress: req.progress,
+        known_sha256: &known,
+        blob_resources: &blobs,
+        hash_only: req.hash_only,
+    };
+    let mut problems = Vec::new();
+    against_rule(
+        &options,
+        &root,
+        &rules,
+        &req.verified.manifest,
+        req.rule,
+        &mut problems,
+    );
+    problems
 }
 
 /// Reads one bundle, checks its signature against the rule's authorities

@@ -89,6 +89,16 @@ pub enum Problem {
     },
     /// No policy rule applies to the model.
     Policy(String),
+    /// A signed file's permission bits differ from the ones it had when it
+    /// verified (`modelgate watch`; the signature does not cover modes).
+    ModeChanged {
+        /// The file.
+        path: String,
+        /// The bits when it verified.
+        expected: u32,
+        /// The bits now.
+        actual: u32,
+    },
 }
 
 impl Problem {
@@ -115,6 +125,7 @@ impl Problem {
             Self::PinnedDigest { .. } => "pinned-digest",
             Self::NotCovered { .. } => "not-covered",
             Self::Policy(_) => "policy",
+            Self::ModeChanged { .. } => "mode-changed",
         }
     }
 
@@ -127,7 +138,8 @@ impl Problem {
             | Self::Missing { path, .. }
             | Self::Extra { path }
             | Self::Symlink { path }
-            | Self::NotRegular { path, .. } => Some(path),
+            | Self::NotRegular { path, .. }
+            | Self::ModeChanged { path, .. } => Some(path),
             _ => None,
         }
     }
@@ -205,6 +217,14 @@ impl fmt::Display for Problem {
                 "the policy requires the signature to cover {pattern:?}, and no signed file matches it; sign the model with those files"
             ),
             Self::Policy(why) => write!(f, "{why}"),
+            Self::ModeChanged {
+                path,
+                expected,
+                actual,
+            } => write!(
+                f,
+                "{path}: mode changed from {expected:04o} to {actual:04o} after it verified; set it back (chmod {expected:04o}) or find out who changed it"
+            ),
         }
     }
 }

@@ -18,11 +18,13 @@ use serde_json::Value;
 use crate::common::Process;
 
 /// Every kustomization a user may apply, relative to deploy/.
-const KUSTOMIZATIONS: [&str; 4] = [
+const KUSTOMIZATIONS: [&str; 6] = [
     "base",
     "overlays/pvc",
+    "overlays/pvc-watch",
     "overlays/image-volume",
     "overlays/kserve",
+    "overlays/kserve-modelcar",
 ];
 
 /// The oldest Kubernetes the manifests promise to work on: image volumes
@@ -51,23 +53,27 @@ const CUSTOM_KINDS: [&str; 4] = [
     "Issuer",
 ];
 
-/// The environment `modelgate init` reads, from its own `--help` (each
-/// setting shows `[env: MODELGATE_...]`), plus MODELGATE_LOG: any other
-/// MODELGATE_ name in a manifest is a typo that init would refuse.
+/// The environment `modelgate init` and `modelgate watch` read, from their
+/// own `--help` (each setting shows `[env: MODELGATE_...]`), plus
+/// MODELGATE_LOG: any other MODELGATE_ name in a manifest is a typo that
+/// they would refuse.
 fn modelgate_env() -> Vec<String> {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_modelgate"))
-        .args(["init", "--help"])
-        .output()
-        .unwrap();
-    let help = String::from_utf8_lossy(&out.stdout);
-    let mut names: Vec<String> = help
-        .split("[env: ")
-        .skip(1)
-        .filter_map(|rest| rest.split('=').next())
-        .map(String::from)
-        .collect();
-    names.push("MODELGATE_LOG".into());
-    assert!(names.len() > 20, "{help}");
+    let mut names = vec!["MODELGATE_LOG".to_string()];
+    for command in ["init", "watch"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_modelgate"))
+            .args([command, "--help"])
+            .output()
+            .unwrap();
+        let help = String::from_utf8_lossy(&out.stdout);
+        let before = names.len();
+        names.extend(
+            help.split("[env: ")
+                .skip(1)
+                .filter_map(|rest| rest.split('=').next())
+                .map(String::from),
+        );
+        assert!(names.len() - before > 20, "{command}: {help}");
+    }
     names
 }
 
@@ -264,8 +270,9 @@ fn pods(docs: &[Value]) -> Vec<PodView> {
             }
             "InferenceService" => {
                 let spec = predictor_pod_spec(doc);
+                let init = list(&spec["initContainers"]).to_vec();
                 let containers = list(&spec["containers"]).to_vec();
-                (spec, Vec::new(), containers)
+                (spec, init, containers)
             }
             "ClusterStorageContainer" => (
                 Value::Null,
@@ -572,6 +579,151 @@ fn nothing_to_reach(docs: &[Value]) {
     assert!(list(&np["spec"]["egress"]).is_empty(), "{np}");
 }
 
+/// The gate of deploy/base, whose hardening every sidecar copies.
+fn base_gate() -> Value {
+    deployment("base").2
+}
+
+/// A `watch` sidecar and the server it guards: a native sidecar
+/// (`restartPolicy: Always`, `args: [watch]`) hardened exactly as the gate
+/// of base, serving the probes on MODELGATE_WATCH_LISTEN's port, which
+/// the server's readinessProbe asks (`/readyz`) and, under
+/// `MODELGATE_WATCH_ON_DRIFT=restart`, its livenessProbe (`/livez`). The
+/// sidecar's own probes never ask `/livez`: that would restart the
+/// sidecar, not the server. Returns the port.
+fn watch_sidecar_guards(what: &str, sidecar: &Value, server: &Value) -> i64 {
+    assert_eq!(
+        sidecar["restartPolicy"], "Always",
+        "{what}: a native sidecar"
+    );
+    assert_eq!(sidecar["args"], serde_json::json!(["watch"]), "{what}");
+    assert!(
+        sidecar["command"].is_null(),
+        "{what}: the image's entrypoint"
+    );
+    assert!(
+        sidecar["image"]
+            .as_str()
+            .unwrap()
+            .starts_with(MODELGATE_IMAGE)
+    );
+    let gate = base_gate();
+    for field in [
+        "securityContext",
+        "terminationMessagePath",
+        "terminationMessagePolicy",
+    ] {
+        assert_eq!(
+            sidecar[field], gate[field],
+            "{what}: {field} as the gate of base"
+        );
+    }
+    // Every mount but the measurement's is read-only.
+    for m in list(&sidecar["volumeMounts"]) {
+        if m["mountPath"] != MEASUREMENT_DIR {
+            assert_eq!(m["readOnly"], true, "{what}: read-only {m}");
+        }
+    }
+    let m = mount(server, MEASUREMENT_DIR).expect("the server mounts the measurement");
+    assert_eq!(m["readOnly"], true, "{what}: {m}");
+    assert_eq!(
+        mount(sidecar, MEASUREMENT_DIR).expect("the sidecar writes the measurement")["name"],
+        m["name"]
+    );
+
+    let listen = env(sidecar, "MODELGATE_WATCH_LISTEN").expect("MODELGATE_WATCH_LISTEN");
+    let port: i64 = listen.rsplit_once(':').unwrap().1.parse().unwrap();
+    let declared = list(&sidecar["ports"])
+        .iter()
+        .find(|p| p["containerPort"] == port)
+        .unwrap_or_else(|| panic!("{what}: the sidecar declares port {port}"));
+    let named = |p: &Value| p == &declared["name"] || p == port;
+    for probe in ["startupProbe", "readinessProbe", "livenessProbe"] {
+        let p = &sidecar[probe];
+        assert_ne!(p["httpGet"]["path"], "/livez", "{what}: sidecar {probe}");
+        if !p.is_null() {
+            let port_ = p["httpGet"]["port"].clone();
+            let port_ = if port_.is_null() {
+                p["tcpSocket"]["port"].clone()
+            } else {
+                port_
+            };
+            assert!(named(&port_), "{what}: sidecar {probe} {p}");
+        }
+    }
+    // The server's probes ask the sidecar, by number: a named port must be
+    // the probing container's own.
+    let ready = &server["readinessProbe"]["httpGet"];
+    assert_eq!(ready["path"], "/readyz", "{what}: {ready}");
+    assert_eq!(ready["port"], port, "{what}: {ready}");
+    let live = &server["livenessProbe"]["httpGet"];
+    match env(sidecar, "MODELGATE_WATCH_ON_DRIFT").unwrap_or("quarantine") {
+        "restart" => {
+            assert_eq!(live["path"], "/livez", "{what}: {live}");
+            assert_eq!(live["port"], port, "{what}: {live}");
+        }
+        "quarantine" => assert_ne!(live["path"], "/livez", "{what}: nothing to restart"),
+        other => panic!("{what}: MODELGATE_WATCH_ON_DRIFT={other}"),
+    }
+    port
+}
+
+#[test]
+fn pvc_watch_overlay_keeps_the_claim_verified_and_the_server_ready_only_while_it_is() {
+    let (docs, spec, sidecar, server) = deployment("overlays/pvc-watch");
+    // watch replaces init: one verification at the start, the same inputs.
+    assert_eq!(sidecar["name"], "modelgate-watch");
+    in_place(&docs, &spec, &sidecar, &server);
+    let model = model_volume(&spec, &server);
+    assert_eq!(model["persistentVolumeClaim"]["readOnly"], true);
+    nothing_to_reach(&docs);
+    watch_sidecar_guards("overlays/pvc-watch", &sidecar, &server);
+    assert_eq!(env(&sidecar, "MODELGATE_WATCH_ON_DRIFT"), Some("restart"));
+    // The server starts only once the model verified.
+    let startup = &sidecar["startupProbe"]["httpGet"];
+    assert_eq!(startup["path"], "/readyz", "{startup}");
+    // The rest of the gate is the pvc overlay's.
+    let (.., pvc_gate, _) = deployment("overlays/pvc");
+    for field in ["image", "volumeMounts"] {
+        assert_eq!(sidecar[field], pvc_gate[field], "{field}");
+    }
+    for e in list(&pvc_gate["env"]) {
+        assert!(list(&sidecar["env"]).contains(e), "{e}");
+    }
+}
+
+#[test]
+fn kserve_modelcar_overlay_watches_the_model_inside_the_modelcar() {
+    let dir = "overlays/kserve-modelcar";
+    let docs = build(dir);
+    let isvc = one(&docs, "InferenceService", "llama-modelcar");
+    let uri = isvc["spec"]["predictor"]["model"]["storageUri"]
+        .as_str()
+        .unwrap();
+    assert!(uri.starts_with("oci://") && pinned(uri), "{uri}");
+    let spec = predictor_pod_spec(isvc);
+    assert_eq!(spec["shareProcessNamespace"], true);
+    let init = list(&spec["initContainers"]);
+    assert_eq!(init.len(), 1, "one sidecar");
+    let (sidecar, server) = (&init[0], &list(&spec["containers"])[0]);
+    watch_sidecar_guards(dir, sidecar, server);
+    // The model is a folder inside the modelcar, found by its process.
+    assert_eq!(env(sidecar, "MODELGATE_SOURCE"), Some("/models"));
+    assert_eq!(env(sidecar, "MODELGATE_WATCH_CONTAINER"), Some("sleep"));
+    for var in ["MODELGATE_TARGET", "MODELGATE_REGISTRY_CONFIG"] {
+        assert_eq!(env(sidecar, var), None, "{var} is not set");
+    }
+    // No startupProbe: the modelcar starts after the init containers, so
+    // one would never pass.
+    assert!(sidecar["startupProbe"].is_null());
+    // The modelcar's root is read as its user: the pod's, the sidecar's.
+    assert_eq!(
+        sidecar["securityContext"]["runAsUser"],
+        spec["securityContext"]["runAsUser"]
+    );
+    trust_files_come_from_the_configmap(&docs, &spec, sidecar);
+}
+
 #[test]
 fn base_network_policy_allows_only_dns_and_the_registry() {
     let (docs, ..) = deployment("base");
@@ -786,7 +938,7 @@ fn modelgate_is_configured_only_by_variables_it_reads() {
 
 #[test]
 fn shipped_policies_are_valid_for_modelgate() {
-    for dir in ["base", "overlays/kserve"] {
+    for dir in ["base", "overlays/kserve", "overlays/kserve-modelcar"] {
         let docs = build(dir);
         let cm = docs
             .iter()

@@ -39,4 +39,5 @@ mod properties;
 mod sigstore;
 mod tamper;
 mod transparency;
+mod watch;
 mod webhook;
