@@ -35,15 +35,21 @@ impl Webhook {
     /// for /readyz.
     fn start(policy: &str, extra: &[String]) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("policy.yaml");
+        std::fs::write(&file, policy).unwrap();
+        Self::start_in(dir, &file, extra)
+    }
+
+    /// Starts it in `dir` with `--policy POLICY` (a file or a folder).
+    fn start_in(dir: TempDir, policy: &Path, extra: &[String]) -> Self {
         make_tls(dir.path());
-        std::fs::write(dir.path().join("policy.yaml"), policy).unwrap();
         let port = free_port();
         let log = std::fs::File::create(dir.path().join("webhook.log")).unwrap();
         let process = Process::spawn(
             Command::new(env!("CARGO_BIN_EXE_modelgate"))
                 .arg("webhook")
                 .arg("--policy")
-                .arg(dir.path().join("policy.yaml"))
+                .arg(policy)
                 .args(extra)
                 .env("MODELGATE_LISTEN", format!("127.0.0.1:{port}"))
                 .env("MODELGATE_TLS_CERT_FILE", dir.path().join("server.pem"))
@@ -1241,3 +1247,167 @@ fn the_certificate_script_makes_what_the_webhook_serves_under_its_service_name()
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// The policy file of one team: rule `team` for `HOST/team/*`, trusting
+/// `key`.
+fn team_policy(host: &str, team: &str, key: &Path) -> String {
+    format!(
+        "apiVersion: modelgate.dev/v1alpha1\nkind: ModelPolicy\nmetadata: {{name: {team}}}\nspec:\n  models:\n    - name: {team}\n      match: {{repositories: [\"{host}/{team}/*\"]}}\n      authorities: [{{name: release, key: {{path: \"{}\"}}}}]\n",
+        key.display()
+    )
+}
+
+/// Waits up to 6 s (the policy is looked at every 2) for `done`.
+fn within_seconds(hook: &Webhook, what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < Duration::from_secs(6),
+            "{what}: {}",
+            hook.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `--policy FOLDER`: every policy file of it, rules in file-name order; a
+/// file added is taken within seconds; a bad one (a rule name another file
+/// uses) keeps the last good set and says so, naming both files.
+#[test]
+fn a_folder_of_policies_is_one_policy_and_a_bad_new_file_keeps_the_last_good_set() {
+    let reg = Registry::start(Mode::Plain);
+    let keys = [keypair("P-256"), keypair("P-256"), keypair("P-256")];
+    let teams = ["team-a", "team-b", "team-c"];
+    let digests: Vec<String> = teams
+        .iter()
+        .zip(&keys)
+        .map(|(team, key)| push(&reg, &reg.reference(&format!("{team}/m:v1")), &key.private))
+        .collect();
+    let late = push(&reg, &reg.reference("team-c/late:v1"), &keys[2].private);
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("policies");
+    std::fs::create_dir(&folder).unwrap();
+    for i in 0..2 {
+        let file = folder.join(format!("{}0-{}.yaml", i + 1, teams[i]));
+        std::fs::write(file, team_policy(&reg.host, teams[i], &keys[i].public)).unwrap();
+    }
+    std::fs::write(folder.join("README.md"), "not a policy").unwrap();
+    let hook = Webhook::start_in(dir, &folder, &reg.flags());
+    let validate = |repo: &str, digest: &str| {
+        let pod = mutated(
+            &hook,
+            annotated_pod(&format!("oci://{}/{repo}@{digest}", reg.host)),
+        );
+        hook.review("/validate", &review("Pod", "CREATE", &pod))
+    };
+    for i in 0..2 {
+        let admitted = validate(&format!("{}/m", teams[i]), &digests[i]);
+        assert_eq!(admitted["allowed"], true, "{admitted}\n{}", hook.log());
+    }
+    let denied = validate("team-c/m", &digests[2]);
+    assert_eq!(denied["allowed"], false, "{denied}");
+    assert!(
+        denied["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no rule of policy team-a+team-b matches model"),
+        "{denied}"
+    );
+    // A third team's file added.
+    let third = folder.join("30-team-c.yaml");
+    std::fs::write(&third, team_policy(&reg.host, teams[2], &keys[2].public)).unwrap();
+    within_seconds(&hook, "the added file not taken", || {
+        validate("team-c/m", &digests[2])["allowed"] == true
+    });
+    assert!(hook.log().contains("policy reloaded"), "{}", hook.log());
+    // A bad file: team-a's rule name again. The three files stay in force.
+    let bad = folder.join("40-bad.yaml");
+    std::fs::write(&bad, team_policy(&reg.host, teams[0], &keys[1].public)).unwrap();
+    let problem = format!(
+        "policy {}: rule \"team-a\" is defined in {} too; give each rule of the folder its own name",
+        bad.display(),
+        folder.join("10-team-a.yaml").display()
+    );
+    within_seconds(&hook, "the bad file not reported", || {
+        let (code, body) = hook.get("/readyz");
+        code == 200
+            && body
+                == format!(
+                    "ready; the policy changed but was not reloaded, the last good one stays: {problem}\n"
+                )
+    });
+    // (The log is JSON: its quotes escaped.)
+    assert!(
+        hook.log().contains(&problem.replace('"', "\\\"")),
+        "{}",
+        hook.log()
+    );
+    // A model of the third team not looked up before: decided by the last
+    // good set, not from the cache.
+    let lookups = hook.metric("modelgate_admission_registry_lookups_total");
+    let admitted = validate("team-c/late", &late);
+    assert_eq!(admitted["allowed"], true, "{admitted}\n{}", hook.log());
+    assert_eq!(
+        hook.metric("modelgate_admission_registry_lookups_total"),
+        lookups + 1
+    );
+}
+
+/// A ConfigMap mounted as a folder, as the kubelet lays it out and updates
+/// it: each key a link through `..data` to a timestamped folder, and an
+/// update a new folder and `..data` swapped to it by a rename. The swap is
+/// taken within seconds: a key revoked denies at once.
+#[test]
+fn a_mounted_configmap_updated_by_a_data_link_swap_is_taken_within_seconds() {
+    use std::os::unix::fs::symlink;
+    let reg = Registry::start(Mode::Plain);
+    let (good, other) = (keypair("P-256"), keypair("P-256"));
+    let digest = push(&reg, &reg.reference("models/m:v1"), &good.private);
+    let dir = tempfile::tempdir().unwrap();
+    let mount = dir.path().join("policies");
+    let version = |name: &str, key: &Path| {
+        let at = mount.join(name);
+        std::fs::create_dir_all(&at).unwrap();
+        std::fs::write(
+            at.join("models.yaml"),
+            team_policy(&reg.host, "models", key),
+        )
+        .unwrap();
+    };
+    version("..2026_12_01_00_00_00.000000001", &good.public);
+    symlink("..2026_12_01_00_00_00.000000001", mount.join("..data")).unwrap();
+    symlink("..data/models.yaml", mount.join("models.yaml")).unwrap();
+    let hook = Webhook::start_in(dir, &mount, &reg.flags());
+    let pod = mutated(
+        &hook,
+        annotated_pod(&format!("oci://{}/models/m@{digest}", reg.host)),
+    );
+    let validate = || hook.review("/validate", &review("Pod", "CREATE", &pod));
+    assert_eq!(validate()["allowed"], true, "{}", hook.log());
+    assert_eq!(validate()["allowed"], true);
+    assert_eq!(hook.metric("modelgate_admission_cache_hits_total"), 1);
+    // The kubelet's update: the new data beside the old, then one rename.
+    version("..2026_12_01_00_05_00.000000002", &other.public);
+    symlink(
+        "..2026_12_01_00_05_00.000000002",
+        hook.dir.path().join("policies/..data_tmp"),
+    )
+    .unwrap();
+    std::fs::rename(
+        hook.dir.path().join("policies/..data_tmp"),
+        hook.dir.path().join("policies/..data"),
+    )
+    .unwrap();
+    std::fs::remove_dir_all(
+        hook.dir
+            .path()
+            .join("policies/..2026_12_01_00_00_00.000000001"),
+    )
+    .unwrap();
+    within_seconds(&hook, "the swapped data not taken", || {
+        validate()["allowed"] == false
+    });
+    assert!(hook.log().contains("policy reloaded"), "{}", hook.log());
+    assert_eq!(hook.get("/readyz"), (200, "ready\n".to_string()));
+}
+
