@@ -331,11 +331,14 @@ pub fn structural(pod: &Pod, gate_image: &str) -> Vec<String> {
             "model {reference} is named by tag; name it by digest (oci://REGISTRY/REPOSITORY@sha256:<64 hex>)"
         ));
     }
+    // A folder in an image volume needs no annotation: the image volume is
+    // a model volume already (and so the CEL policy reads it too).
     if let Some(Model::Folder { volume, path }) = pod.model()
         && volume.is_empty()
+        && pod.image_volumes().is_empty()
     {
         reasons.push(format!(
-            "model folder {path} has no {VOLUME} annotation; name the volume that holds it"
+            "model folder {path} has no {VOLUME} annotation; name the volume that holds it (or mount the model from an image volume)"
         ));
     }
     for (volume, reference) in pod.image_volumes() {

@@ -399,6 +399,9 @@ fn a_pod_with_a_signed_model_is_mutated_admitted_and_cached_without_a_blob_fetch
         );
     }
 
+    // What the API server stores is a valid Pod, strictly.
+    valid_pod(&pod, "1.36.0");
+
     // A second pass (reinvocationPolicy: IfNeeded) changes nothing.
     let again = hook.review("/mutate", &review("Pod", "CREATE", &pod));
     assert_eq!(again["allowed"], true);
@@ -1411,3 +1414,68 @@ fn a_mounted_configmap_updated_by_a_data_link_swap_is_taken_within_seconds() {
     assert_eq!(hook.get("/readyz"), (200, "ready\n".to_string()));
 }
 
+/// The pods the CEL ValidatingAdmissionPolicy is tested against
+/// (fixtures/admission/, tests/it/admission_policies.rs), sent through
+/// `/validate` under the gate image its parameter names: the webhook and
+/// the policy allow and deny the same pods. The one deliberate difference
+/// is the signature check, which only the webhook makes: with the model's
+/// rule in warn mode and no registry at registry.example.com, each pod the
+/// policy allows that names an `oci://` model is allowed with a warning
+/// (in enforce mode it would be denied, as the gate in the pod would).
+#[test]
+fn the_webhook_and_the_cel_policy_decide_the_same_fixtures_alike() {
+    use crate::admission_policies::{case, fixture, gate_image, validate_all};
+    let key = repo("fixtures/keys/test-signer.pub.pem");
+    let policy = format!(
+        "apiVersion: modelgate.dev/v1alpha1\nkind: ModelPolicy\nmetadata: {{name: fixtures}}\nspec:\n  models:\n    - name: fixtures\n      match: {{repositories: [\"registry.example.com/*\"]}}\n      authorities: [{{name: release, key: {{path: \"{}\"}}}}]\n      mode: warn\n",
+        key.display()
+    );
+    let hook = Webhook::start(
+        &policy,
+        &[
+            "--gate-image".into(),
+            gate_image(),
+            "--timeout".into(),
+            "2".into(),
+        ],
+    );
+    let mut names: Vec<String> = std::fs::read_dir(repo("fixtures/admission"))
+        .unwrap()
+        .map(|e| {
+            e.unwrap()
+                .path()
+                .file_stem()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .filter(|name| name != "params")
+        .collect();
+    names.sort();
+    let cases: Vec<Value> = names.iter().map(|n| case(fixture(n))).collect();
+    let cel = validate_all(&cases);
+    let mut denied = 0;
+    for (name, cel) in names.iter().zip(cel) {
+        let pod = fixture(name);
+        let cel_allows = cel.as_ref().is_none_or(Vec::is_empty);
+        let answer = hook.review("/validate", &review("Pod", "CREATE", &pod));
+        assert_eq!(
+            answer["allowed"], cel_allows,
+            "fixture {name}: the CEL policy says {cel:?}, the webhook {answer}"
+        );
+        let oci = pod["metadata"]["annotations"]["modelgate.dev/source"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("oci://"));
+        let warnings = answer["warnings"].as_array().map_or(0, Vec::len);
+        assert_eq!(
+            warnings > 0,
+            cel_allows && oci,
+            "fixture {name}: only an allowed oci:// model is warned about (its signatures): {answer}"
+        );
+        denied += usize::from(!cel_allows);
+    }
+    assert!(
+        denied >= 6 && denied < names.len() - 1,
+        "{denied} of {names:?}"
+    );
+}
