@@ -643,6 +643,90 @@ fn each_structural_denial_says_what_to_change() {
         "container setup mounts the model volume modelgate-model writable; set readOnly: true on its volumeMount",
     );
 
+    // A gate that verifies another model than the annotation names.
+    let elsewhere = pinned_model("r.example", "models/other");
+    denied_with(
+        &broken(&|p| p["spec"]["initContainers"][0]["env"][0]["value"] = json!(elsewhere)),
+        &format!(
+            "init container modelgate's MODELGATE_SOURCE is \"{elsewhere}\"; set it to {source} (the annotation modelgate.dev/source), as its only value"
+        ),
+    );
+    denied_with(
+        &broken(&|p| {
+            let env = p["spec"]["initContainers"][0]["env"]
+                .as_array_mut()
+                .unwrap();
+            env.push(json!({"name": "MODELGATE_SOURCE", "value": elsewhere}));
+        }),
+        &format!(
+            "init container modelgate's MODELGATE_SOURCE is \"{source}\", \"{elsewhere}\"; set it to {source} (the annotation modelgate.dev/source), as its only value"
+        ),
+    );
+    // A gate that is not hardened.
+    denied_with(
+        &broken(&|p| {
+            p["spec"]["initContainers"][0]
+                .as_object_mut()
+                .unwrap()
+                .remove("securityContext");
+        }),
+        "init container modelgate must run hardened, as the mutating webhook adds it: set runAsNonRoot: true, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities.drop: [ALL] in its securityContext",
+    );
+    denied_with(
+        &broken(&|p| {
+            p["spec"]["initContainers"][0]["securityContext"]["capabilities"]["add"] =
+                json!(["SYS_ADMIN"]);
+            p["spec"]["initContainers"][0]["securityContext"]["privileged"] = json!(true);
+        }),
+        "init container modelgate must run hardened, as the mutating webhook adds it: set no capabilities.add, privileged: false in its securityContext",
+    );
+    // The model volume not laid out as the gate expects.
+    denied_with(
+        &broken(&|p| {
+            p["spec"]["volumes"][0] =
+                json!({"name": "modelgate-model", "hostPath": {"path": "/models"}})
+        }),
+        "make the volume modelgate-model an emptyDir: the modelgate init container pulls the model into it, nothing else may fill it",
+    );
+    denied_with(
+        &broken(&|p| {
+            p["spec"]["initContainers"][0]["volumeMounts"][0]["mountPath"] = json!("/tmp/m")
+        }),
+        "mount the volume modelgate-model in the modelgate init container at /mnt/models, writable: it is where the model is pulled to (modelgate.dev/target, default /mnt/models)",
+    );
+    // A debug container added to the running pod (the ephemeralcontainers
+    // subresource, an UPDATE) may not write the model either.
+    let mut debug = gated.clone();
+    debug["spec"]["ephemeralContainers"] = json!([{"name": "debug", "image": "busybox",
+        "volumeMounts": [{"name": "modelgate-model", "mountPath": "/m"}]}]);
+    let mut update = review("Pod", "UPDATE", &debug);
+    update["request"]["oldObject"] = gated.clone();
+    update["request"]["subResource"] = json!("ephemeralcontainers");
+    denied_with(
+        &hook.review("/validate", &update),
+        "ephemeral container debug mounts the model volume modelgate-model writable; set readOnly: true on its volumeMount",
+    );
+
+    // A folder on a PVC, verified in place: admitted as mutated (no
+    // registry), and denied when its volume is not one the gate can verify.
+    let mut folder = annotated_pod("/mnt/models/llama");
+    folder["metadata"]["annotations"]["modelgate.dev/volume"] = json!("weights");
+    folder["spec"]["volumes"] = json!([{"name": "weights", "persistentVolumeClaim": {"claimName": "llama", "readOnly": true}}]);
+    let folder = mutated(&hook, folder);
+    assert_eq!(validate(&folder)["allowed"], true, "{folder}");
+    let mut scratch = folder.clone();
+    scratch["spec"]["volumes"][0] = json!({"name": "weights", "emptyDir": {}});
+    denied_with(
+        &validate(&scratch),
+        "the volume weights must be a persistentVolumeClaim or an image volume: the model is verified where it lies",
+    );
+    let mut unmounted = folder.clone();
+    unmounted["spec"]["initContainers"][0]["volumeMounts"][0]["mountPath"] = json!("/data");
+    denied_with(
+        &validate(&unmounted),
+        "mount the volume weights in the modelgate init container at /mnt/models/llama (or a folder above it): it verifies the model there",
+    );
+
     // A model by tag: mutated all the same, then denied.
     let by_tag = mutated(&hook, annotated_pod("oci://r.example/models/llama:v3"));
     denied_with(
