@@ -95,7 +95,6 @@ def bodies(url, model, out):
     apply(annotated, json.loads(base64.b64decode(answer["patch"])))
     json.dump(review(pod(model)), open(f"{out}/mutate.json", "w"))
     json.dump(review(annotated), open(f"{out}/validate.json", "w"))
-    json.dump(annotated, open(f"{out}/pod.json", "w"))
 
 
 def registry_get(registry, path, accept=ACCEPT):
