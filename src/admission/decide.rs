@@ -12,6 +12,7 @@ use super::metrics::Metrics;
 use super::pod::{self, Model};
 use super::policy::Current;
 use super::review::{Answer, Review};
+use super::structure;
 use crate::gate::admit::{self, Admission, AdmissionCache};
 use crate::policy::Mode;
 use crate::verify::Verdict;
@@ -57,7 +58,7 @@ impl Admitter {
             log(review, "validate", &answer, None);
             return answer;
         };
-        answer.reasons = pod::structural(&pod, &self.gate_image);
+        answer.reasons = structure::structural(&pod, &self.gate_image);
         let mut digest = None;
         if answer.reasons.is_empty()
             && let Some(Model::Oci(reference)) = pod.model()

@@ -1,8 +1,9 @@
 //! The contract between a pod and the gate, shared with the admission
 //! policies in `deploy/admission/`: which pods carry a model, the gate a
-//! pod must run first, the JSON Patch that adds it, and the structural
-//! checks that deny a pod without it. Pure functions over a pod spec (as
-//! JSON); no I/O, so the policies' CEL tests and these share fixtures.
+//! pod must run first, and the JSON Patch that adds it (the checks that
+//! deny a pod without it are the `structure` module's). Pure functions over
+//! a pod spec (as JSON); no I/O, so the policies' CEL tests and these share
+//! fixtures.
 
 use std::sync::LazyLock;
 
@@ -61,19 +62,20 @@ pub struct Pod<'a> {
     pub spec: &'a Value,
 }
 
-fn list<'a>(value: &'a Value, key: &str) -> &'a [Value] {
+pub(super) fn list<'a>(value: &'a Value, key: &str) -> &'a [Value] {
     value
         .get(key)
         .and_then(Value::as_array)
         .map_or(&[][..], Vec::as_slice)
 }
 
-fn text<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
+pub(super) fn text<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
     value.get(key).and_then(Value::as_str)
 }
 
 impl Pod<'_> {
-    fn annotation(&self, key: &str) -> Option<&str> {
+    /// An annotation's value.
+    pub fn annotation(&self, key: &str) -> Option<&str> {
         self.metadata
             .get("annotations")
             .and_then(|a| a.get(key))
@@ -133,7 +135,7 @@ impl Pod<'_> {
     }
 
     /// The volumes that hold the model, which only the gate may write.
-    fn model_volumes(&self) -> Vec<String> {
+    pub fn model_volumes(&self) -> Vec<String> {
         let mut out: Vec<String> = self
             .image_volumes()
             .iter()
@@ -273,186 +275,4 @@ fn gate_container(model: &Model, target: &str, gate_image: &str) -> Value {
             "capabilities": {"drop": ["ALL"]},
         },
     })
-}
-
-/// Why a pod that carries a model is denied on its structure alone, each
-/// reason saying what to change; empty when the structure is sound (or the
-/// pod carries no model).
-pub fn structural(pod: &Pod, gate_image: &str) -> Vec<String> {
-    let mut reasons = Vec::new();
-    if !pod.carries_model() {
-        return reasons;
-    }
-    match pod.gate() {
-        None => reasons.push(format!(
-            "the pod carries a model but has no {GATE} init container; add it first in spec.initContainers (the mutating webhook does when the pod has the {SOURCE} annotation)"
-        )),
-        Some((index, gate)) => {
-            if index != 0 {
-                reasons.push(format!(
-                    "init container {GATE} is at position {index} of spec.initContainers; move it first, so that nothing runs before the model is verified"
-                ));
-            }
-            let image = text(gate, "image").unwrap_or("");
-            if image != gate_image {
-                reasons.push(format!(
-                    "init container {GATE} runs image {image:?}; use the gate image {gate_image}"
-                ));
-            }
-            if !pinned(image) {
-                reasons.push(format!(
-                    "init container {GATE}'s image {image:?} is not pinned; name it by digest (REPOSITORY@sha256:<64 hex>)"
-                ));
-            }
-            // A gate that is a sidecar, or that runs something else, is a
-            // gate in name only: the server would start unverified.
-            if text(gate, "restartPolicy") == Some("Always") {
-                reasons.push(format!(
-                    "init container {GATE} has restartPolicy: Always, which makes it a sidecar the server does not wait for; remove it, so that the server starts only after the model is verified"
-                ));
-            }
-            let command = list(gate, "command");
-            let args = list(gate, "args");
-            let runs_init = (command.is_empty() || command == [Value::from("/modelgate")])
-                && (args.is_empty() || args == [Value::from("init")]);
-            if !runs_init {
-                reasons.push(format!(
-                    "init container {GATE} overrides its command or args ({}, {}); remove them, so that it runs modelgate init",
-                    Value::from(command.to_vec()),
-                    Value::from(args.to_vec())
-                ));
-            }
-        }
-    }
-    if let Some(Model::Oci(reference)) = pod.model()
-        && !pinned(&reference)
-    {
-        reasons.push(format!(
-            "model {reference} is named by tag; name it by digest (oci://REGISTRY/REPOSITORY@sha256:<64 hex>)"
-        ));
-    }
-    if let Some(Model::Folder { volume, path }) = pod.model()
-        && volume.is_empty()
-    {
-        reasons.push(format!(
-            "model folder {path} has no {VOLUME} annotation; name the volume that holds it"
-        ));
-    }
-    for (volume, reference) in pod.image_volumes() {
-        if !pinned(reference) {
-            reasons.push(format!(
-                "image volume {volume} names {reference} by tag, which the kubelet would resolve again; name it by digest (REPOSITORY@sha256:<64 hex>)"
-            ));
-        }
-    }
-    let model_volumes = pod.model_volumes();
-    for (field, _, container) in pod.containers() {
-        let name = text(container, "name").unwrap_or("");
-        if field == "initContainers" && name == GATE {
-            continue;
-        }
-        for mount in list(container, "volumeMounts") {
-            let volume = text(mount, "name").unwrap_or("");
-            let read_only = mount.get("readOnly").and_then(Value::as_bool) == Some(true);
-            if model_volumes.iter().any(|v| v == volume) && !read_only {
-                reasons.push(format!(
-                    "container {name} mounts the model volume {volume} writable; set readOnly: true on its volumeMount"
-                ));
-            }
-        }
-    }
-    reasons
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const IMAGE: &str = "registry.example/modelgate@sha256:0000000000000000000000000000000000000000000000000000000000000000";
-
-    fn annotated() -> Value {
-        json!({
-            "metadata": {"name": "p", "annotations": {SOURCE: format!("oci://r.example/m@sha256:{}", "a".repeat(64))}},
-            "spec": {"containers": [{"name": "server", "image": "s"}]}
-        })
-    }
-
-    #[test]
-    fn pinned_needs_a_full_digest() {
-        assert!(pinned(IMAGE));
-        assert!(pinned(&format!("oci://r/m@sha256:{}", "b".repeat(64))));
-        assert!(!pinned("r/m:latest"));
-        assert!(!pinned("r/m@sha256:abc"));
-    }
-
-    #[test]
-    fn an_unannotated_pod_without_a_model_is_left_alone() {
-        let pod = json!({"metadata": {}, "spec": {"containers": [{"name": "a"}]}});
-        let p = Pod {
-            metadata: &pod["metadata"],
-            spec: &pod["spec"],
-        };
-        assert!(mutation(&p, "/spec", IMAGE).is_empty());
-        assert!(structural(&p, IMAGE).is_empty());
-    }
-
-    #[test]
-    fn an_annotated_pod_is_denied_until_it_has_the_gate() {
-        let pod = annotated();
-        let p = Pod {
-            metadata: &pod["metadata"],
-            spec: &pod["spec"],
-        };
-        let ops = mutation(&p, "/spec", IMAGE);
-        assert_eq!(ops.len(), 3, "{ops:#?}");
-        assert_eq!(structural(&p, IMAGE).len(), 1);
-    }
-
-    #[test]
-    fn a_gate_that_is_a_sidecar_or_runs_something_else_is_denied() {
-        let good = json!({"name": GATE, "image": IMAGE});
-        let cases = [
-            (json!({"restartPolicy": "Always"}), "restartPolicy: Always"),
-            (
-                json!({"command": ["/bin/true"]}),
-                "overrides its command or args",
-            ),
-            (
-                json!({"args": ["verify", "/x"]}),
-                "overrides its command or args",
-            ),
-        ];
-        for (change, message) in cases {
-            let mut gate = good.clone();
-            for (k, v) in change.as_object().unwrap() {
-                gate[k] = v.clone();
-            }
-            let mut pod = annotated();
-            pod["spec"]["initContainers"] = json!([gate]);
-            let p = Pod {
-                metadata: &pod["metadata"],
-                spec: &pod["spec"],
-            };
-            let reasons = structural(&p, IMAGE);
-            assert!(
-                reasons.iter().any(|r| r.contains(message)),
-                "{change}: {reasons:?}"
-            );
-        }
-        // Naming what the image runs anyway is allowed.
-        let mut gate = good.clone();
-        gate["command"] = json!(["/modelgate"]);
-        gate["args"] = json!(["init"]);
-        let mut pod = annotated();
-        pod["spec"]["initContainers"] = json!([gate]);
-        let p = Pod {
-            metadata: &pod["metadata"],
-            spec: &pod["spec"],
-        };
-        assert!(
-            !structural(&p, IMAGE)
-                .iter()
-                .any(|r| r.contains("overrides") || r.contains("restartPolicy")),
-        );
-    }
 }

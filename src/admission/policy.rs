@@ -1,10 +1,12 @@
-//! The policy in force, re-read when its file changes (a ConfigMap update:
-//! kubelet swaps the `..data` link). Each good new policy gets a new
+//! The policy in force, re-read when it changes: a file, or every policy
+//! file of a folder (a ConfigMap update: kubelet swaps the `..data` link,
+//! which the files' links go through). Each good new policy gets a new
 //! version, so every cached decision of the old one is a miss at once (a
 //! revoked key takes effect with the policy, not with the cache's TTL); a
 //! bad one keeps the last good policy and says why (in the log and in
 //! `/readyz`'s body).
 
+use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
@@ -12,6 +14,7 @@ use std::time::{Duration, SystemTime};
 use tracing::{info, warn};
 
 use crate::gate::{Naming, Settings, SettingsError, Spec};
+use crate::policy::Policy;
 
 /// The settings in force, their version, and the last reload's problem.
 pub struct Current {
@@ -21,14 +24,32 @@ pub struct Current {
     problem: Mutex<Option<String>>,
 }
 
-fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
-    let meta = std::fs::metadata(path).ok()?;
-    Some((meta.modified().ok()?, meta.len()))
+/// What one file's content is identified by (through its links).
+type FileStamp = Option<(SystemTime, u64, u64)>;
+
+/// What identifies the policy's content on disk: each of its files (the
+/// one file, or a folder's policy files) with its modification time, length
+/// and inode, so that a file added, removed, rewritten or swapped in by a
+/// new `..data` link is a change.
+fn stamp(path: &Path) -> Vec<(PathBuf, FileStamp)> {
+    let files = if path.is_dir() {
+        Policy::files_in(path).unwrap_or_default()
+    } else {
+        vec![path.to_path_buf()]
+    };
+    files
+        .into_iter()
+        .map(|file| {
+            let meta = std::fs::metadata(&file).ok();
+            let stamp = meta.and_then(|m| Some((m.modified().ok()?, m.len(), m.ino())));
+            (file, stamp)
+        })
+        .collect()
 }
 
 impl Current {
-    /// Builds the first settings from `spec` (its `policy` is the file
-    /// watched).
+    /// Builds the first settings from `spec` (its `policy` is the file or
+    /// folder watched).
     pub fn new(spec: Spec) -> Result<Self, SettingsError> {
         let settings = Settings::build(spec.clone(), Naming::Flags)?;
         Ok(Self {
@@ -53,8 +74,8 @@ impl Current {
             .clone()
     }
 
-    /// Looks at the file every `every`; a change is built, and taken when
-    /// good.
+    /// Looks at the file or folder every `every`; a change is built, and
+    /// taken when good.
     pub async fn watch(self: Arc<Self>, every: Duration) {
         let mut seen = stamp(&self.file);
         loop {

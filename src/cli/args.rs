@@ -91,8 +91,9 @@ pub struct WebhookArgs {
     /// Its private key (PEM: PKCS#8, SEC1 or PKCS#1, as tls.key).
     #[arg(long, env = "MODELGATE_TLS_PRIVATE_KEY_FILE", value_name = "PEM")]
     pub tls_private_key_file: PathBuf,
-    /// The ModelPolicy file that says who may sign which model.
-    #[arg(long, env = "MODELGATE_POLICY", value_name = "FILE")]
+    /// The ModelPolicy file that says who may sign which model, or a folder
+    /// of them (their rules in file-name order); re-read when it changes.
+    #[arg(long, env = "MODELGATE_POLICY", value_name = "PATH")]
     pub policy: PathBuf,
     /// The modelgate image to inject, pinned: REPOSITORY@sha256:<64 hex>.
     #[arg(long, env = "MODELGATE_GATE_IMAGE", value_name = "IMAGE")]
@@ -108,7 +109,7 @@ pub enum PolicyCommand {
     /// Validate a ModelPolicy file and explain what it requires; exit 0 if
     /// valid, 2 if not.
     Check {
-        /// The policy file (YAML or JSON).
+        /// The policy file (YAML or JSON), or a folder of them.
         file: PathBuf,
     },
 }

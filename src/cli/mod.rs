@@ -244,7 +244,7 @@ fn digest_cmd(
 
 /// Validates a policy and prints what it requires.
 fn policy_check_cmd(file: &Path) -> Result<(), Error> {
-    let policy = Policy::from_file(file)?;
+    let policy = Policy::from_path(file)?;
     print!("{}", policy.explain());
     Ok(())
 }

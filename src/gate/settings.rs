@@ -31,7 +31,7 @@ pub enum Naming {
 pub enum Setting {
     /// The signature files.
     Signature,
-    /// The ModelPolicy file.
+    /// The ModelPolicy file, or a folder of them.
     Policy,
     /// Trusted public keys.
     Key,
@@ -83,7 +83,7 @@ impl Naming {
 /// Trust and verification as the user gave them, before anything is read.
 #[derive(Clone, Debug, Default)]
 pub struct Spec {
-    /// A ModelPolicy file.
+    /// A ModelPolicy file, or a folder of them.
     pub policy: Option<PathBuf>,
     /// Trusted public keys (PEM files).
     pub keys: Vec<PathBuf>,
@@ -231,6 +231,10 @@ impl Settings {
             ];
             for (setting, paths) in files {
                 for path in paths {
+                    // A folder of policy files is checked as it is read.
+                    if setting == Setting::Policy && path.is_dir() {
+                        continue;
+                    }
                     usable_file(name(setting), path)?;
                 }
             }
@@ -276,7 +280,7 @@ fn usable_file(setting: &'static str, path: &Path) -> Result<(), SettingsError> 
 /// policy of one rule.
 fn compile(spec: &Spec, kind: Kind) -> Result<Policy, Error> {
     if let Some(path) = &spec.policy {
-        return Ok(Policy::from_file(path)?);
+        return Ok(Policy::from_path(path)?);
     }
     let trust = match kind {
         Kind::Keyless => {

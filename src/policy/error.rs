@@ -68,6 +68,42 @@ pub enum DocumentError {
     Gpu(GpuError),
 }
 
+/// Why a folder of policy files cannot be one policy (the error's path is
+/// the folder, or the second of two files that clash).
+#[derive(Debug, thiserror::Error)]
+pub enum FolderError {
+    /// The folder cannot be listed.
+    #[error("cannot list the folder: {0}")]
+    List(std::io::Error),
+    /// No policy file in it.
+    #[error(
+        "no policy file (*.yaml, *.yml, *.json) in the folder; a folder that names no rule trusts nothing"
+    )]
+    Empty,
+    /// A rule name an earlier file uses.
+    #[error(
+        "rule {name:?} is defined in {} too; give each rule of the folder its own name",
+        first.display()
+    )]
+    DuplicateRule {
+        /// The rule's name.
+        name: String,
+        /// The file that defined it first.
+        first: PathBuf,
+    },
+    /// A policy-wide field an earlier file sets.
+    #[error(
+        "{field} is set in {} too; set it in one file of the folder, as it applies to every model",
+        first.display()
+    )]
+    SetTwice {
+        /// The field.
+        field: &'static str,
+        /// The file that set it first.
+        first: PathBuf,
+    },
+}
+
 /// What is wrong with `spec.gpu`; each message starts with the field below
 /// `spec.gpu.`.
 #[derive(Debug, thiserror::Error)]

@@ -12,6 +12,7 @@
 
 mod document;
 mod error;
+mod folder;
 mod gpu;
 
 use std::path::Path;
@@ -23,7 +24,7 @@ use crate::io::ReadError;
 use crate::model::Digest;
 use crate::trust::{Certificate, TrustedMaterial};
 
-pub use error::{AuthorityError, DocumentError, GpuError, RuleError, SourceError};
+pub use error::{AuthorityError, DocumentError, FolderError, GpuError, RuleError, SourceError};
 pub use gpu::{GpuRequirement, LibraryPin, VersionRange};
 
 /// The policy document's `apiVersion`.
@@ -66,6 +67,9 @@ pub enum PolicyReason {
     /// The document is not a usable `ModelPolicy`.
     #[error(transparent)]
     Document(#[from] DocumentError),
+    /// A folder of policy files is not one usable policy.
+    #[error(transparent)]
+    Folder(FolderError),
 }
 
 /// No rule of a policy matches a model; nothing is trusted by default.

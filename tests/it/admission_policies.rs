@@ -14,7 +14,7 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::common::{repo, run, venv};
+use crate::common::{repo, run, valid_pod, venv};
 
 const VALIDATE: &str = "deploy/admission/policies/validate.yaml";
 const INJECT: &str = "deploy/admission/policies/inject.yaml";
@@ -71,7 +71,7 @@ const MISSING: &str = "is missing: install tests/requirements.txt into the venv 
 
 // ---------------------------------------------------------------- helpers
 
-fn fixture(name: &str) -> Value {
+pub(crate) fn fixture(name: &str) -> Value {
     let path = repo(&format!("fixtures/admission/{name}.json"));
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
@@ -83,12 +83,12 @@ fn params() -> Value {
     fixture("params")
 }
 
-fn gate_image() -> String {
+pub(crate) fn gate_image() -> String {
     params()["data"]["gateImage"].as_str().unwrap().to_owned()
 }
 
 /// A case for the driver: `object` under the shipped parameter, created.
-fn case(object: Value) -> Value {
+pub(crate) fn case(object: Value) -> Value {
     json!({"object": object, "params": params()})
 }
 
@@ -120,9 +120,9 @@ fn eval(policy: &str, cases: &[Value]) -> Vec<Value> {
 
 /// What validate.yaml did with one pod: None when its matchConditions left
 /// it out, else the (rule, message) of every rule it fails, in order.
-type Outcome = Option<Vec<(String, String)>>;
+pub(crate) type Outcome = Option<Vec<(String, String)>>;
 
-fn validate_all(cases: &[Value]) -> Vec<Outcome> {
+pub(crate) fn validate_all(cases: &[Value]) -> Vec<Outcome> {
     let lines = eval(VALIDATE, cases);
     (0..cases.len())
         .map(|i| {
@@ -187,22 +187,6 @@ fn env<'a>(container: &'a Value, name: &str) -> Option<&'a Value> {
         .as_array()?
         .iter()
         .find(|e| e["name"] == name)
-}
-
-/// kubernetes-validate --strict on one object, at `version`.
-fn valid_pod(pod: &Value, version: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("pod.json");
-    std::fs::write(&file, serde_json::to_vec(pod).unwrap()).unwrap();
-    let out = run(Command::new(venv().join("bin/kubernetes-validate"))
-        .args(["--strict", "--kubernetes-version", version])
-        .arg(&file));
-    assert!(
-        out.code == 0 && out.stdout.contains(" passed for resource "),
-        "kubernetes-validate {version}: {}{}",
-        out.stdout,
-        out.stderr
-    );
 }
 
 // ------------------------------------------------------------------ tests

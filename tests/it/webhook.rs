@@ -35,15 +35,21 @@ impl Webhook {
     /// for /readyz.
     fn start(policy: &str, extra: &[String]) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("policy.yaml");
+        std::fs::write(&file, policy).unwrap();
+        Self::start_in(dir, &file, extra)
+    }
+
+    /// Starts it in `dir` with `--policy POLICY` (a file or a folder).
+    fn start_in(dir: TempDir, policy: &Path, extra: &[String]) -> Self {
         make_tls(dir.path());
-        std::fs::write(dir.path().join("policy.yaml"), policy).unwrap();
         let port = free_port();
         let log = std::fs::File::create(dir.path().join("webhook.log")).unwrap();
         let process = Process::spawn(
             Command::new(env!("CARGO_BIN_EXE_modelgate"))
                 .arg("webhook")
                 .arg("--policy")
-                .arg(dir.path().join("policy.yaml"))
+                .arg(policy)
                 .args(extra)
                 .env("MODELGATE_LISTEN", format!("127.0.0.1:{port}"))
                 .env("MODELGATE_TLS_CERT_FILE", dir.path().join("server.pem"))
@@ -393,6 +399,9 @@ fn a_pod_with_a_signed_model_is_mutated_admitted_and_cached_without_a_blob_fetch
         );
     }
 
+    // What the API server stores is a valid Pod, strictly.
+    valid_pod(&pod, "1.36.0");
+
     // A second pass (reinvocationPolicy: IfNeeded) changes nothing.
     let again = hook.review("/mutate", &review("Pod", "CREATE", &pod));
     assert_eq!(again["allowed"], true);
@@ -632,6 +641,90 @@ fn each_structural_denial_says_what_to_change() {
     denied_with(
         &broken(&|p| p["spec"]["initContainers"][1]["volumeMounts"][0]["readOnly"] = json!(false)),
         "container setup mounts the model volume modelgate-model writable; set readOnly: true on its volumeMount",
+    );
+
+    // A gate that verifies another model than the annotation names.
+    let elsewhere = pinned_model("r.example", "models/other");
+    denied_with(
+        &broken(&|p| p["spec"]["initContainers"][0]["env"][0]["value"] = json!(elsewhere)),
+        &format!(
+            "init container modelgate's MODELGATE_SOURCE is \"{elsewhere}\"; set it to {source} (the annotation modelgate.dev/source), as its only value"
+        ),
+    );
+    denied_with(
+        &broken(&|p| {
+            let env = p["spec"]["initContainers"][0]["env"]
+                .as_array_mut()
+                .unwrap();
+            env.push(json!({"name": "MODELGATE_SOURCE", "value": elsewhere}));
+        }),
+        &format!(
+            "init container modelgate's MODELGATE_SOURCE is \"{source}\", \"{elsewhere}\"; set it to {source} (the annotation modelgate.dev/source), as its only value"
+        ),
+    );
+    // A gate that is not hardened.
+    denied_with(
+        &broken(&|p| {
+            p["spec"]["initContainers"][0]
+                .as_object_mut()
+                .unwrap()
+                .remove("securityContext");
+        }),
+        "init container modelgate must run hardened, as the mutating webhook adds it: set runAsNonRoot: true, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities.drop: [ALL] in its securityContext",
+    );
+    denied_with(
+        &broken(&|p| {
+            p["spec"]["initContainers"][0]["securityContext"]["capabilities"]["add"] =
+                json!(["SYS_ADMIN"]);
+            p["spec"]["initContainers"][0]["securityContext"]["privileged"] = json!(true);
+        }),
+        "init container modelgate must run hardened, as the mutating webhook adds it: set no capabilities.add, privileged: false in its securityContext",
+    );
+    // The model volume not laid out as the gate expects.
+    denied_with(
+        &broken(&|p| {
+            p["spec"]["volumes"][0] =
+                json!({"name": "modelgate-model", "hostPath": {"path": "/models"}})
+        }),
+        "make the volume modelgate-model an emptyDir: the modelgate init container pulls the model into it, nothing else may fill it",
+    );
+    denied_with(
+        &broken(&|p| {
+            p["spec"]["initContainers"][0]["volumeMounts"][0]["mountPath"] = json!("/tmp/m")
+        }),
+        "mount the volume modelgate-model in the modelgate init container at /mnt/models, writable: it is where the model is pulled to (modelgate.dev/target, default /mnt/models)",
+    );
+    // A debug container added to the running pod (the ephemeralcontainers
+    // subresource, an UPDATE) may not write the model either.
+    let mut debug = gated.clone();
+    debug["spec"]["ephemeralContainers"] = json!([{"name": "debug", "image": "busybox",
+        "volumeMounts": [{"name": "modelgate-model", "mountPath": "/m"}]}]);
+    let mut update = review("Pod", "UPDATE", &debug);
+    update["request"]["oldObject"] = gated.clone();
+    update["request"]["subResource"] = json!("ephemeralcontainers");
+    denied_with(
+        &hook.review("/validate", &update),
+        "ephemeral container debug mounts the model volume modelgate-model writable; set readOnly: true on its volumeMount",
+    );
+
+    // A folder on a PVC, verified in place: admitted as mutated (no
+    // registry), and denied when its volume is not one the gate can verify.
+    let mut folder = annotated_pod("/mnt/models/llama");
+    folder["metadata"]["annotations"]["modelgate.dev/volume"] = json!("weights");
+    folder["spec"]["volumes"] = json!([{"name": "weights", "persistentVolumeClaim": {"claimName": "llama", "readOnly": true}}]);
+    let folder = mutated(&hook, folder);
+    assert_eq!(validate(&folder)["allowed"], true, "{folder}");
+    let mut scratch = folder.clone();
+    scratch["spec"]["volumes"][0] = json!({"name": "weights", "emptyDir": {}});
+    denied_with(
+        &validate(&scratch),
+        "the volume weights must be a persistentVolumeClaim or an image volume: the model is verified where it lies",
+    );
+    let mut unmounted = folder.clone();
+    unmounted["spec"]["initContainers"][0]["volumeMounts"][0]["mountPath"] = json!("/data");
+    denied_with(
+        &validate(&unmounted),
+        "mount the volume weights in the modelgate init container at /mnt/models/llama (or a folder above it): it verifies the model there",
     );
 
     // A model by tag: mutated all the same, then denied.
@@ -1240,4 +1333,233 @@ fn the_certificate_script_makes_what_the_webhook_serves_under_its_service_name()
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// The policy file of one team: rule `team` for `HOST/team/*`, trusting
+/// `key`.
+fn team_policy(host: &str, team: &str, key: &Path) -> String {
+    format!(
+        "apiVersion: modelgate.dev/v1alpha1\nkind: ModelPolicy\nmetadata: {{name: {team}}}\nspec:\n  models:\n    - name: {team}\n      match: {{repositories: [\"{host}/{team}/*\"]}}\n      authorities: [{{name: release, key: {{path: \"{}\"}}}}]\n",
+        key.display()
+    )
+}
+
+/// Waits up to 6 s (the policy is looked at every 2) for `done`.
+fn within_seconds(hook: &Webhook, what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < Duration::from_secs(6),
+            "{what}: {}",
+            hook.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `--policy FOLDER`: every policy file of it, rules in file-name order; a
+/// file added is taken within seconds; a bad one (a rule name another file
+/// uses) keeps the last good set and says so, naming both files.
+#[test]
+fn a_folder_of_policies_is_one_policy_and_a_bad_new_file_keeps_the_last_good_set() {
+    let reg = Registry::start(Mode::Plain);
+    let keys = [keypair("P-256"), keypair("P-256"), keypair("P-256")];
+    let teams = ["team-a", "team-b", "team-c"];
+    let digests: Vec<String> = teams
+        .iter()
+        .zip(&keys)
+        .map(|(team, key)| push(&reg, &reg.reference(&format!("{team}/m:v1")), &key.private))
+        .collect();
+    let late = push(&reg, &reg.reference("team-c/late:v1"), &keys[2].private);
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("policies");
+    std::fs::create_dir(&folder).unwrap();
+    for i in 0..2 {
+        let file = folder.join(format!("{}0-{}.yaml", i + 1, teams[i]));
+        std::fs::write(file, team_policy(&reg.host, teams[i], &keys[i].public)).unwrap();
+    }
+    std::fs::write(folder.join("README.md"), "not a policy").unwrap();
+    let hook = Webhook::start_in(dir, &folder, &reg.flags());
+    let validate = |repo: &str, digest: &str| {
+        let pod = mutated(
+            &hook,
+            annotated_pod(&format!("oci://{}/{repo}@{digest}", reg.host)),
+        );
+        hook.review("/validate", &review("Pod", "CREATE", &pod))
+    };
+    for i in 0..2 {
+        let admitted = validate(&format!("{}/m", teams[i]), &digests[i]);
+        assert_eq!(admitted["allowed"], true, "{admitted}\n{}", hook.log());
+    }
+    let denied = validate("team-c/m", &digests[2]);
+    assert_eq!(denied["allowed"], false, "{denied}");
+    assert!(
+        denied["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no rule of policy team-a+team-b matches model"),
+        "{denied}"
+    );
+    // A third team's file added.
+    let third = folder.join("30-team-c.yaml");
+    std::fs::write(&third, team_policy(&reg.host, teams[2], &keys[2].public)).unwrap();
+    within_seconds(&hook, "the added file not taken", || {
+        validate("team-c/m", &digests[2])["allowed"] == true
+    });
+    assert!(hook.log().contains("policy reloaded"), "{}", hook.log());
+    // A bad file: team-a's rule name again. The three files stay in force.
+    let bad = folder.join("40-bad.yaml");
+    std::fs::write(&bad, team_policy(&reg.host, teams[0], &keys[1].public)).unwrap();
+    let problem = format!(
+        "policy {}: rule \"team-a\" is defined in {} too; give each rule of the folder its own name",
+        bad.display(),
+        folder.join("10-team-a.yaml").display()
+    );
+    within_seconds(&hook, "the bad file not reported", || {
+        let (code, body) = hook.get("/readyz");
+        code == 200
+            && body
+                == format!(
+                    "ready; the policy changed but was not reloaded, the last good one stays: {problem}\n"
+                )
+    });
+    // (The log is JSON: its quotes escaped.)
+    assert!(
+        hook.log().contains(&problem.replace('"', "\\\"")),
+        "{}",
+        hook.log()
+    );
+    // A model of the third team not looked up before: decided by the last
+    // good set, not from the cache.
+    let lookups = hook.metric("modelgate_admission_registry_lookups_total");
+    let admitted = validate("team-c/late", &late);
+    assert_eq!(admitted["allowed"], true, "{admitted}\n{}", hook.log());
+    assert_eq!(
+        hook.metric("modelgate_admission_registry_lookups_total"),
+        lookups + 1
+    );
+}
+
+/// A ConfigMap mounted as a folder, as the kubelet lays it out and updates
+/// it: each key a link through `..data` to a timestamped folder, and an
+/// update a new folder and `..data` swapped to it by a rename. The swap is
+/// taken within seconds: a key revoked denies at once.
+#[test]
+fn a_mounted_configmap_updated_by_a_data_link_swap_is_taken_within_seconds() {
+    use std::os::unix::fs::symlink;
+    let reg = Registry::start(Mode::Plain);
+    let (good, other) = (keypair("P-256"), keypair("P-256"));
+    let digest = push(&reg, &reg.reference("models/m:v1"), &good.private);
+    let dir = tempfile::tempdir().unwrap();
+    let mount = dir.path().join("policies");
+    let version = |name: &str, key: &Path| {
+        let at = mount.join(name);
+        std::fs::create_dir_all(&at).unwrap();
+        std::fs::write(
+            at.join("models.yaml"),
+            team_policy(&reg.host, "models", key),
+        )
+        .unwrap();
+    };
+    version("..2026_12_01_00_00_00.000000001", &good.public);
+    symlink("..2026_12_01_00_00_00.000000001", mount.join("..data")).unwrap();
+    symlink("..data/models.yaml", mount.join("models.yaml")).unwrap();
+    let hook = Webhook::start_in(dir, &mount, &reg.flags());
+    let pod = mutated(
+        &hook,
+        annotated_pod(&format!("oci://{}/models/m@{digest}", reg.host)),
+    );
+    let validate = || hook.review("/validate", &review("Pod", "CREATE", &pod));
+    assert_eq!(validate()["allowed"], true, "{}", hook.log());
+    assert_eq!(validate()["allowed"], true);
+    assert_eq!(hook.metric("modelgate_admission_cache_hits_total"), 1);
+    // The kubelet's update: the new data beside the old, then one rename.
+    version("..2026_12_01_00_05_00.000000002", &other.public);
+    symlink(
+        "..2026_12_01_00_05_00.000000002",
+        hook.dir.path().join("policies/..data_tmp"),
+    )
+    .unwrap();
+    std::fs::rename(
+        hook.dir.path().join("policies/..data_tmp"),
+        hook.dir.path().join("policies/..data"),
+    )
+    .unwrap();
+    std::fs::remove_dir_all(
+        hook.dir
+            .path()
+            .join("policies/..2026_12_01_00_00_00.000000001"),
+    )
+    .unwrap();
+    within_seconds(&hook, "the swapped data not taken", || {
+        validate()["allowed"] == false
+    });
+    assert!(hook.log().contains("policy reloaded"), "{}", hook.log());
+    assert_eq!(hook.get("/readyz"), (200, "ready\n".to_string()));
+}
+
+/// The pods the CEL ValidatingAdmissionPolicy is tested against
+/// (fixtures/admission/, tests/it/admission_policies.rs), sent through
+/// `/validate` under the gate image its parameter names: the webhook and
+/// the policy allow and deny the same pods. The one deliberate difference
+/// is the signature check, which only the webhook makes: with the model's
+/// rule in warn mode and no registry at registry.example.com, each pod the
+/// policy allows that names an `oci://` model is allowed with a warning
+/// (in enforce mode it would be denied, as the gate in the pod would).
+#[test]
+fn the_webhook_and_the_cel_policy_decide_the_same_fixtures_alike() {
+    use crate::admission_policies::{case, fixture, gate_image, validate_all};
+    let key = repo("fixtures/keys/test-signer.pub.pem");
+    let policy = format!(
+        "apiVersion: modelgate.dev/v1alpha1\nkind: ModelPolicy\nmetadata: {{name: fixtures}}\nspec:\n  models:\n    - name: fixtures\n      match: {{repositories: [\"registry.example.com/*\"]}}\n      authorities: [{{name: release, key: {{path: \"{}\"}}}}]\n      mode: warn\n",
+        key.display()
+    );
+    let hook = Webhook::start(
+        &policy,
+        &[
+            "--gate-image".into(),
+            gate_image(),
+            "--timeout".into(),
+            "2".into(),
+        ],
+    );
+    let mut names: Vec<String> = std::fs::read_dir(repo("fixtures/admission"))
+        .unwrap()
+        .map(|e| {
+            e.unwrap()
+                .path()
+                .file_stem()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .filter(|name| name != "params")
+        .collect();
+    names.sort();
+    let cases: Vec<Value> = names.iter().map(|n| case(fixture(n))).collect();
+    let cel = validate_all(&cases);
+    let mut denied = 0;
+    for (name, cel) in names.iter().zip(cel) {
+        let pod = fixture(name);
+        let cel_allows = cel.as_ref().is_none_or(Vec::is_empty);
+        let answer = hook.review("/validate", &review("Pod", "CREATE", &pod));
+        assert_eq!(
+            answer["allowed"], cel_allows,
+            "fixture {name}: the CEL policy says {cel:?}, the webhook {answer}"
+        );
+        let oci = pod["metadata"]["annotations"]["modelgate.dev/source"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("oci://"));
+        let warnings = answer["warnings"].as_array().map_or(0, Vec::len);
+        assert_eq!(
+            warnings > 0,
+            cel_allows && oci,
+            "fixture {name}: only an allowed oci:// model is warned about (its signatures): {answer}"
+        );
+        denied += usize::from(!cel_allows);
+    }
+    assert!(
+        denied >= 6 && denied < names.len() - 1,
+        "{denied} of {names:?}"
+    );
 }

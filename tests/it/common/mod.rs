@@ -210,6 +210,23 @@ pub fn venv() -> PathBuf {
     venv
 }
 
+/// kubernetes-validate --strict on one object (JSON), at Kubernetes
+/// `version`: it passes, and says so.
+pub fn valid_pod(pod: &serde_json::Value, version: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pod.json");
+    std::fs::write(&file, serde_json::to_vec(pod).unwrap()).unwrap();
+    let out = run(Command::new(venv().join("bin/kubernetes-validate"))
+        .args(["--strict", "--kubernetes-version", version])
+        .arg(&file));
+    assert!(
+        out.code == 0 && out.stdout.contains(" passed for resource "),
+        "kubernetes-validate {version}: {}{}",
+        out.stdout,
+        out.stderr
+    );
+}
+
 /// Runs tests/support/reference.py (the reference's Python API).
 pub fn reference<I, S>(args: I) -> Run
 where
