@@ -77,9 +77,44 @@ impl Admitter {
                 _ => answer.reasons = reasons,
             }
         }
+        // An image volume from a repository a rule names is a model too:
+        // its signatures are checked the same way, before the kubelet
+        // pulls it (the structure above already asked for a digest).
+        if answer.reasons.is_empty() {
+            for (volume, image) in self.image_models(&pod) {
+                let admission = self.signatures(&image).await;
+                digest = digest.or(admission.digest.clone());
+                let reasons = admission
+                    .reasons
+                    .iter()
+                    .map(|r| format!("image volume {volume} ({image}): {r}"));
+                match admission.verdict {
+                    Verdict::Verified => {}
+                    _ if admission.mode == Some(Mode::Warn) => answer.warnings.extend(reasons),
+                    _ => answer.reasons.extend(reasons),
+                }
+            }
+        }
         answer.allowed = answer.reasons.is_empty();
         log(review, "validate", &answer, digest.as_deref());
         answer
+    }
+
+    /// The pod's image volumes whose repository a policy rule names:
+    /// (volume name, `oci://` reference).
+    fn image_models(&self, pod: &pod::Pod) -> Vec<(String, String)> {
+        let (settings, _) = self.policy.get();
+        pod.image_volumes()
+            .into_iter()
+            .filter_map(|(volume, image)| {
+                let reference = format!("oci://{image}");
+                let parsed = crate::oci::ModelRef::parse(&reference).ok()?;
+                settings
+                    .policy
+                    .covers_repository(&parsed.name())
+                    .then(|| (volume.to_string(), reference))
+            })
+            .collect()
     }
 
     /// The signature check of `reference`, from the cache when decided

@@ -208,6 +208,14 @@ impl Policy {
             })
     }
 
+    /// Whether a rule names `repository` in its `match.repositories`: an
+    /// image from there is a model, whatever it is mounted as.
+    pub fn covers_repository(&self, repository: &str) -> bool {
+        self.rules
+            .iter()
+            .any(|r| r.repositories.iter().any(|p| p.matches(repository)))
+    }
+
     /// A human explanation of what the policy requires.
     pub fn explain(&self) -> String {
         let mut out = format!(

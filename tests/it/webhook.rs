@@ -285,6 +285,31 @@ fn denied_with(response: &Value, message: &str) {
     );
 }
 
+/// The tiny model pushed unsigned (by oras) as `models/unsigned:v1`: its
+/// manifest digest.
+fn push_unsigned(reg: &Registry) -> String {
+    oras_push(reg, &repo(TINY), "models/unsigned:v1");
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%header{docker-content-digest}",
+            "-I",
+        ])
+        .args(["-H", "Accept: application/vnd.oci.image.manifest.v1+json"])
+        .arg(format!(
+            "http://{}/v2/models/unsigned/manifests/v1",
+            reg.host
+        ))
+        .output()
+        .unwrap();
+    let digest = String::from_utf8(out.stdout).unwrap();
+    assert!(digest.starts_with("sha256:"), "{digest}");
+    digest
+}
+
 fn pinned_model(host: &str, repo: &str) -> String {
     format!("oci://{host}/{repo}@sha256:{}", "4".repeat(64))
 }
@@ -477,25 +502,7 @@ fn an_untrusted_an_unsigned_and_an_unreachable_model_are_denied_and_warn_mode_al
     let reg = Registry::start(Mode::Plain);
     let (good, evil) = (keypair("P-256"), keypair("P-256"));
     let untrusted = push(&reg, &reg.reference("models/evil:v1"), &evil.private);
-    oras_push(&reg, &repo(TINY), "models/unsigned:v1");
-    let unsigned = Command::new("curl")
-        .args([
-            "-sS",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%header{docker-content-digest}",
-            "-I",
-        ])
-        .args(["-H", "Accept: application/vnd.oci.image.manifest.v1+json"])
-        .arg(format!(
-            "http://{}/v2/models/unsigned/manifests/v1",
-            reg.host
-        ))
-        .output()
-        .unwrap();
-    let unsigned = String::from_utf8(unsigned.stdout).unwrap();
-    assert!(unsigned.starts_with("sha256:"), "{unsigned}");
+    let unsigned = push_unsigned(&reg);
     let warned = push(&reg, &reg.reference("warned/evil:v1"), &evil.private);
     let mut gone = Registry::start(Mode::Plain);
     let mut flags = reg.flags();
@@ -1556,19 +1563,83 @@ fn the_webhook_and_the_cel_policy_decide_the_same_fixtures_alike() {
             answer["allowed"], cel_allows,
             "fixture {name}: the CEL policy says {cel:?}, the webhook {answer}"
         );
+        // A model in a registry: an oci:// source, or an image volume from
+        // a repository the rule names. Its signatures are looked up (none
+        // can be: registry.example.com is not there) and, in warn mode,
+        // warned about.
         let oci = pod["metadata"]["annotations"]["modelgate.dev/source"]
             .as_str()
-            .is_some_and(|s| s.starts_with("oci://"));
+            .is_some_and(|s| s.starts_with("oci://"))
+            || pod["spec"]["volumes"].as_array().is_some_and(|vs| {
+                vs.iter().any(|v| {
+                    v["image"]["reference"]
+                        .as_str()
+                        .is_some_and(|r| r.starts_with("registry.example.com/"))
+                })
+            });
         let warnings = answer["warnings"].as_array().map_or(0, Vec::len);
         assert_eq!(
             warnings > 0,
             cel_allows && oci,
-            "fixture {name}: only an allowed oci:// model is warned about (its signatures): {answer}"
+            "fixture {name}: only an allowed model from a registry is warned about (its signatures): {answer}"
         );
         denied += usize::from(!cel_allows);
     }
     assert!(
         denied >= 6 && denied < names.len() - 1,
         "{denied} of {names:?}"
+    );
+}
+
+#[test]
+fn an_image_volume_from_a_repository_the_policy_names_has_its_signatures_checked() {
+    use crate::admission_policies::{fixture, gate_image};
+    let reg = Registry::start(Mode::Plain);
+    let good = keypair("P-256");
+    let signed = push(&reg, &reg.reference("models/signed:v1"), &good.private);
+    let unsigned = push_unsigned(&reg);
+    let mut flags = reg.flags();
+    flags.extend(["--gate-image".into(), gate_image()]);
+    let hook = Webhook::start(&policy(&reg.host, &good.public), &flags);
+    let host = &reg.host;
+    let with_image = |image: &str| {
+        let mut pod = fixture("image-volume-right");
+        for v in pod["spec"]["volumes"].as_array_mut().unwrap() {
+            if v.get("image").is_some() {
+                v["image"]["reference"] = Value::from(image);
+            }
+        }
+        hook.review("/validate", &review("Pod", "CREATE", &pod))
+    };
+    let volume = fixture("image-volume-right")["spec"]["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v.get("image").is_some())
+        .unwrap()["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Signed as the rule requires: allowed.
+    let response = with_image(&format!("{host}/models/signed@{signed}"));
+    assert_eq!(response["allowed"], true, "{response}");
+    assert!(response.get("warnings").is_none(), "{response}");
+    // Unsigned: denied, naming the volume and the image.
+    let response = with_image(&format!("{host}/models/unsigned@{unsigned}"));
+    assert_eq!(response["allowed"], false, "{response}");
+    let message = response["status"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!(
+            "modelgate: image volume {volume} (oci://{host}/models/unsigned@{unsigned}): "
+        )) && message.contains("no signature in the registry"),
+        "{message}"
+    );
+    // An image from a repository no rule names is not a model: no lookup.
+    let lookups = hook.metric("modelgate_admission_registry_lookups_total");
+    let response = with_image(&format!("{host}/tools/other@{unsigned}"));
+    assert_eq!(response["allowed"], true, "{response}");
+    assert_eq!(
+        hook.metric("modelgate_admission_registry_lookups_total"),
+        lookups
     );
 }
