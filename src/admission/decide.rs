@@ -36,7 +36,17 @@ impl Admitter {
     pub fn mutate(&self, review: &Review) -> Answer {
         let patch = review
             .pod()
-            .map(|(pod, spec_at)| pod::mutation(&pod, spec_at, &self.gate_image))
+            .map(|(pod, spec_at)| {
+                // One image volume from a repository a rule names is the
+                // model; with several, which one the gate verifies is the
+                // pod author's to say (the annotation), so none is chosen.
+                let images = self.image_models(&pod);
+                let image = match images.as_slice() {
+                    [(volume, _)] => Some(volume.as_str()),
+                    _ => None,
+                };
+                pod::mutation(&pod, spec_at, &self.gate_image, image)
+            })
             .unwrap_or_default();
         let answer = Answer {
             allowed: true,

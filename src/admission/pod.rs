@@ -163,16 +163,41 @@ impl Pod<'_> {
 }
 
 /// The JSON Patch (operations relative to the object, the pod template at
-/// `spec_at`) that adds the gate to a pod whose annotation names a model and
-/// that has no gate; empty otherwise, so a second pass changes nothing.
-pub fn mutation(pod: &Pod, spec_at: &str, gate_image: &str) -> Vec<Value> {
-    if pod.annotation(SOURCE).is_none() || pod.gate().is_some() {
+/// `spec_at`) that adds the gate to a pod that has none and whose annotation
+/// names a model, or (without the annotation) that mounts `image_model`, the
+/// one image volume a policy rule names; empty otherwise, so a second pass
+/// changes nothing. An image volume's model is verified in place, where the
+/// server mounts it.
+pub fn mutation(
+    pod: &Pod,
+    spec_at: &str,
+    gate_image: &str,
+    image_model: Option<&str>,
+) -> Vec<Value> {
+    if pod.gate().is_some() {
         return Vec::new();
     }
-    let Some(model) = pod.model() else {
-        return Vec::new();
+    let (model, target) = match (pod.annotation(SOURCE), image_model) {
+        (Some(_), _) => match pod.model() {
+            Some(model) => (model, pod.target().to_string()),
+            None => return Vec::new(),
+        },
+        (None, Some(volume)) => {
+            let path = pod
+                .containers()
+                .flat_map(|(_, _, c)| list(c, "volumeMounts").iter())
+                .find(|m| text(m, "name") == Some(volume))
+                .and_then(|m| text(m, "mountPath"))
+                .unwrap_or(DEFAULT_TARGET)
+                .to_string();
+            let model = Model::Folder {
+                volume: volume.to_string(),
+                path: path.clone(),
+            };
+            (model, path)
+        }
+        (None, None) => return Vec::new(),
     };
-    let target = pod.target().to_string();
     let mut ops = Vec::new();
     // Volumes first, then the mounts of the containers already there (at
     // their indices before the gate goes in), then the gate at index 0.

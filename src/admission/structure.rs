@@ -271,7 +271,7 @@ mod tests {
             metadata: &pod["metadata"],
             spec: &pod["spec"],
         };
-        assert!(mutation(&p, "/spec", IMAGE).is_empty());
+        assert!(mutation(&p, "/spec", IMAGE, None).is_empty());
         assert!(structural(&p, IMAGE).is_empty());
     }
 
@@ -282,7 +282,7 @@ mod tests {
             metadata: &pod["metadata"],
             spec: &pod["spec"],
         };
-        let ops = mutation(&p, "/spec", IMAGE);
+        let ops = mutation(&p, "/spec", IMAGE, None);
         assert_eq!(ops.len(), 3, "{ops:#?}");
         assert_eq!(structural(&p, IMAGE).len(), 1);
     }

@@ -741,7 +741,9 @@ fn each_structural_denial_says_what_to_change() {
         "model oci://r.example/models/llama:v3 is named by tag; name it by digest (oci://REGISTRY/REPOSITORY@sha256:<64 hex>)",
     );
 
-    // An image volume by tag, in a pod with no annotation: no gate, and the tag.
+    // An image volume by tag, in a pod with no annotation: the mutation
+    // gives it a gate (a rule names its repository), but as sent, without
+    // it: no gate, and the tag.
     let image_volume = json!({
         "metadata": {"name": "iv"},
         "spec": {
@@ -752,7 +754,7 @@ fn each_structural_denial_says_what_to_change() {
     assert!(
         hook.review("/mutate", &review("Pod", "CREATE", &image_volume))
             .get("patch")
-            .is_none()
+            .is_some()
     );
     denied_with(
         &validate(&image_volume),
@@ -1633,6 +1635,45 @@ fn an_image_volume_from_a_repository_the_policy_names_has_its_signatures_checked
             "modelgate: image volume {volume} (oci://{host}/models/unsigned@{unsigned}): "
         )) && message.contains("no signature in the registry"),
         "{message}"
+    );
+    // Without a gate and without an annotation: the mutation adds the gate,
+    // verifying the image volume in place where the server mounts it; the
+    // result is a valid pod, admitted, and a second pass changes nothing.
+    let mut bare = fixture("image-volume-right");
+    bare["spec"]["initContainers"] = Value::Array(Vec::new());
+    for v in bare["spec"]["volumes"].as_array_mut().unwrap() {
+        if v.get("image").is_some() {
+            v["image"]["reference"] = Value::from(format!("{host}/models/signed@{signed}"));
+        }
+    }
+    let denied = hook.review("/validate", &review("Pod", "CREATE", &bare));
+    assert_eq!(denied["allowed"], false, "{denied}");
+    let gated = mutated(&hook, bare);
+    let gate = &gated["spec"]["initContainers"][0];
+    assert_eq!(gate["name"], "modelgate", "{gated}");
+    let source = gate["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "MODELGATE_SOURCE")
+        .unwrap();
+    assert_eq!(source["value"], "/mnt/models", "{gate}");
+    assert!(
+        gate["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["name"] == volume.as_str()
+                && m["mountPath"] == "/mnt/models"
+                && m["readOnly"] == true),
+        "{gate}"
+    );
+    valid_pod(&gated, "1.36");
+    let response = hook.review("/validate", &review("Pod", "CREATE", &gated));
+    assert_eq!(response["allowed"], true, "{response}");
+    assert!(
+        patch_of(&hook.review("/mutate", &review("Pod", "CREATE", &gated))).is_empty(),
+        "a second mutation changed the pod"
     );
     // An image from a repository no rule names is not a model: no lookup.
     let lookups = hook.metric("modelgate_admission_registry_lookups_total");
