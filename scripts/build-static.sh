@@ -35,10 +35,13 @@ cd "$(dirname "$0")/.."
 # test, which adds CARGO_* variables for the test) starts it: cargo's
 # variables are dropped, so the second start finds the first's build fresh.
 # CARGO_HOME, CARGO_TARGET_DIR and CARGO_BUILD_JOBS are settings, kept.
+# scripts/test.sh's clippy wrapper is dropped too: the linted build has
+# checked the code already, and a release build under clippy-driver is only
+# slower (and would not be the same build in both starts).
 while read -r var; do
   case $var in
     CARGO_HOME | CARGO_TARGET_DIR | CARGO_BUILD_JOBS) ;;
-    CARGO | CARGO_* | OUT_DIR | RUSTC | RUSTDOC) unset "$var" ;;
+    CARGO | CARGO_* | OUT_DIR | RUSTC | RUSTDOC | RUSTC_WORKSPACE_WRAPPER | CLIPPY_ARGS) unset "$var" ;;
   esac
 done < <(compgen -e)
 
