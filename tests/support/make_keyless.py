@@ -42,6 +42,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from sigstore_pki import b64, canonical, fulcio_leaf, rfc3339, sha256, spki
 
 p = argparse.ArgumentParser()
 p.add_argument("--payload-from", required=True)
@@ -58,35 +59,8 @@ PAYLOAD_TYPE = "application/vnd.in-toto+json"
 ecdsa = ec.ECDSA(hashes.SHA256())
 
 
-def b64(data):
-    return base64.b64encode(data).decode()
-
-
-def sha256(data):
-    return hashlib.sha256(data).digest()
-
-
-def spki(key):
-    return key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-
-
-def der_length(n):
-    if n < 0x80:
-        return bytes([n])
-    body = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes([0x80 | len(body)]) + body
-
-
 def pae(payload):
     return b"DSSEv1 %d %s %d " % (len(PAYLOAD_TYPE), PAYLOAD_TYPE.encode(), len(payload)) + payload
-
-
-def canonical(obj):
-    return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
-
-
-def rfc3339(t):
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
@@ -125,47 +99,9 @@ if a.mutate == "expired":
     start, end = logged - datetime.timedelta(minutes=20), logged - datetime.timedelta(minutes=10)
 else:
     start, end = logged - datetime.timedelta(minutes=1), logged + datetime.timedelta(minutes=9)
-san = x509.RFC822Name(a.identity) if "@" in a.identity else x509.UniformResourceIdentifier(a.identity)
-issuer_utf8 = a.issuer.encode()
-serial = x509.random_serial_number()
-
-
-def leaf_builder():
-    return (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([]))
-        .issuer_name(ca_name)
-        .public_key(leaf_key.public_key())
-        .serial_number(serial)
-        .not_valid_before(start)
-        .not_valid_after(end)
-        .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False)
-        .add_extension(x509.SubjectAlternativeName([san]), critical=True)
-        .add_extension(x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.1"), issuer_utf8), critical=False)
-        .add_extension(
-            x509.UnrecognizedExtension(
-                x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.8"), b"\x0c" + der_length(len(issuer_utf8)) + issuer_utf8
-            ),
-            critical=False,
-        )
-    )
-
-
-# The SCT signs the precertificate: the leaf's TBS without the SCT extension.
-precert_tbs = leaf_builder().sign(ca_key, hashes.SHA384()).tbs_certificate_bytes
 ct_log_id = sha256(spki(ct_key))
-sct_time = int(start.timestamp() * 1000).to_bytes(8, "big")
-signed = b"\x00\x00" + sct_time + b"\x00\x01" + sha256(spki(ca_key)) + len(precert_tbs).to_bytes(3, "big") + precert_tbs + b"\x00\x00"
 sct_signer = ec.generate_private_key(ec.SECP256R1()) if a.mutate == "bad-sct" else ct_key
-sct_sig = sct_signer.sign(signed, ecdsa)
-sct = b"\x00" + ct_log_id + sct_time + b"\x00\x00" + b"\x04\x03" + len(sct_sig).to_bytes(2, "big") + sct_sig
-sct_list = len(sct).to_bytes(2, "big") + sct
-sct_list = len(sct_list).to_bytes(2, "big") + sct_list
-leaf = leaf_builder().add_extension(
-    x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.11129.2.4.2"), b"\x04" + der_length(len(sct_list)) + sct_list),
-    critical=False,
-).sign(ca_key, hashes.SHA384())
+leaf = fulcio_leaf(ca_key, ca_name, leaf_key.public_key(), a.identity, a.issuer, start, end, ct_key, sct_signer)
 leaf_pem = leaf.public_bytes(serialization.Encoding.PEM)
 
 payload = base64.b64decode(json.load(open(a.payload_from))["dsseEnvelope"]["payload"])
