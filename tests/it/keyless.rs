@@ -60,12 +60,20 @@ impl PrivateSigstore {
     /// `modelgate attest MODEL --sigstore` against this instance, with
     /// `extra` flags and `env`, no token variable inherited.
     fn attest(&self, model: &Path, sig: &Path, extra: &[&str], env: &[(&str, &str)]) -> Run {
+        let head = [
+            "attest".as_ref(),
+            model.as_os_str(),
+            "--signature".as_ref(),
+            sig.as_os_str(),
+        ];
+        self.sign(&head, extra, env)
+    }
+
+    /// `modelgate HEAD... --sigstore` against this instance.
+    fn sign(&self, head: &[&std::ffi::OsStr], extra: &[&str], env: &[(&str, &str)]) -> Run {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_modelgate"));
-        cmd.arg("attest")
-            .arg(model)
+        cmd.args(head)
             .arg("--sigstore")
-            .arg("--signature")
-            .arg(sig)
             .arg("--ca-file")
             .arg(self.path("tls-ca.pem"));
         if !extra.contains(&"--signing-config") {
@@ -320,4 +328,41 @@ fn keyless_failures_are_named_and_write_no_bundle() {
             want,
         );
     }
+}
+
+#[test]
+fn keyless_push_signs_through_sigstore_and_pull_finds_and_verifies_the_signature() {
+    use crate::common::registry::{Mode, Registry, TINY};
+    let s = PrivateSigstore::start("");
+    let reg = Registry::start(Mode::Plain);
+    let work = tempfile::tempdir().unwrap();
+    let reference = reg.reference("models/tiny:keyless");
+    let token = s.token("token.jwt");
+    let model = repo(TINY);
+    let mut head: Vec<std::ffi::OsString> =
+        vec!["push".into(), model.into(), reference.clone().into()];
+    head.extend(reg.flags().into_iter().map(Into::into));
+    let head: Vec<&std::ffi::OsStr> = head.iter().map(|a| a.as_os_str()).collect();
+    let run = s.sign(&head, &[], &[("SIGSTORE_ID_TOKEN", token.trim())]);
+    run.expect_code(0)
+        .expect_stderr("signer=sigstore ci@example.com from https://oidc.test");
+    // Pulled back without --signature: the keyless signature is discovered
+    // and verified against the private root.
+    let dest = work.path().join("model");
+    let mut pull: Vec<std::ffi::OsString> = vec![
+        "pull".into(),
+        reference.into(),
+        dest.clone().into(),
+        "--certificate-identity".into(),
+        "ci@example.com".into(),
+        "--certificate-oidc-issuer".into(),
+        "https://oidc.test".into(),
+        "--trusted-root".into(),
+        s.path("trusted_root.json").into(),
+    ];
+    pull.extend(reg.flags().into_iter().map(Into::into));
+    crate::common::modelgate(pull).expect_code(0);
+    assert!(
+        dest.join("config.json").exists() || std::fs::read_dir(&dest).unwrap().next().is_some()
+    );
 }
