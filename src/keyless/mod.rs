@@ -292,6 +292,10 @@ fn service_error(services: &Services, e: sigstore_sign::Error, token: &str) -> K
             url: services.rekor.clone(),
             reason: reason(e.to_string()),
         },
+        E::Tsa(e @ sigstore_sign::tsa::Error::Http(_)) => KeylessError::Tsa {
+            url: services.tsa.clone().unwrap_or_default(),
+            reason: unreachable(e.to_string()),
+        },
         E::Tsa(e) => KeylessError::Tsa {
             url: services.tsa.clone().unwrap_or_default(),
             reason: reason(e.to_string()),

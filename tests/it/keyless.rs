@@ -162,6 +162,33 @@ fn keyless_attest_signs_through_fulcio_and_rekor_and_both_verifiers_accept_it() 
 }
 
 #[test]
+fn keyless_with_a_timestamp_authority_adds_a_verified_rfc3161_timestamp() {
+    let s = PrivateSigstore::start("");
+    let m = model();
+    let out = tempfile::tempdir().unwrap();
+    let sig = out.path().join("model.sig");
+    let token = s.token("token.jwt");
+    let config = s.path("signing_config-tsa.json");
+    let run = s.attest(
+        m.path(),
+        &sig,
+        &["--signing-config", config.to_str().unwrap()],
+        &[("SIGSTORE_ID_TOKEN", token.trim())],
+    );
+    run.expect_code(0);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&sig).unwrap()).unwrap();
+    let stamps = &json["verificationMaterial"]["timestampVerificationData"]["rfc3161Timestamps"];
+    assert_eq!(stamps.as_array().map(Vec::len), Some(1), "{json}");
+    verify_with_both(&s, m.path(), &sig, "ci@example.com");
+    let log = std::fs::read_to_string(s.path("requests.jsonl")).unwrap();
+    assert!(
+        log.contains(r#""path": "/api/v1/timestamp", "status": 200"#),
+        "{log}"
+    );
+}
+
+#[test]
 fn keyless_tokens_come_from_a_flag_a_file_or_github_actions() {
     let s = PrivateSigstore::start("");
     let m = model();
@@ -274,6 +301,25 @@ fn keyless_failures_are_named_and_write_no_bundle() {
         &["--signing-config", dead.to_str().unwrap()],
         &env,
         "ERROR Rekor at https://127.0.0.1:1 did not log the signature: HTTP error: error sending request for url (https://127.0.0.1:1/api/v1/log/entries); the service cannot be reached (refused, unresolvable, too slow, or an HTTPS certificate no root vouches for: add its CA with --ca-file) exit_code=2",
+    );
+    let dead_tsa = ok.path("signing_config-dead-tsa.json");
+    check(
+        &ok,
+        "tsa unreachable",
+        &["--signing-config", dead_tsa.to_str().unwrap()],
+        &env,
+        "ERROR the timestamp authority at https://127.0.0.1:1/api/v1/timestamp did not timestamp the signature: HTTP error: error sending request for url (https://127.0.0.1:1/api/v1/timestamp); the service cannot be reached",
+    );
+    // A TSA whose key the root does not name: the timestamp does not verify.
+    let bad_tsa = PrivateSigstore::start("bad-tsa");
+    let config = bad_tsa.path("signing_config-tsa.json");
+    let token = bad_tsa.token("token.jwt");
+    check(
+        &bad_tsa,
+        "bad-tsa",
+        &["--signing-config", config.to_str().unwrap()],
+        &[("SIGSTORE_ID_TOKEN", token.trim())],
+        "trusted_root.json: Sigstore verification failed: invalid RFC 3161 timestamp: TSA timestamp verification failed",
     );
     // The root of another instance: the answer does not verify against it.
     let other = PrivateSigstore::start("");

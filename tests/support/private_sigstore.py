@@ -9,6 +9,9 @@ server (TLS under a test CA, for 127.0.0.1) that answers
   POST /api/v1/log/entries   Rekor v1, kind dsse 0.0.1: appends to an RFC 6962
                              tree and answers with the inclusion proof, a
                              signed checkpoint and the signed entry timestamp
+  POST /api/v1/timestamp     an RFC 3161 TSA: a token for the request's
+                             imprint and nonce, by the test TSA (used when
+                             signing with signing_config-tsa.json)
   GET  /github/token         GitHub Actions' token request endpoint (bearer
                              REQUEST-TOKEN, ?audience=...): a fresh token
 
@@ -27,6 +30,7 @@ CASE:
   rekor-500        Rekor answers 500
   broken-proof     Rekor's inclusion proof has a hash altered
   slow             Fulcio waits 30 s before answering
+  bad-tsa          the TSA signs with a key the trusted root does not name
 """
 import base64
 import datetime
@@ -44,7 +48,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from sigstore_pki import b64, canonical, fulcio_leaf, rfc3339, sha256, spki
+from sigstore_pki import b64, ca_cert, canonical, fulcio_leaf, rfc3161_token, rfc3339, sha256, spki, test_tsa
 
 DIR = sys.argv[1]
 FAULT = sys.argv[3] if len(sys.argv) > 3 and sys.argv[2] == "--fault" else ""
@@ -55,25 +59,9 @@ now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
 year = datetime.timedelta(days=365)
 
 
-def ca_cert(key, name, path_length=1):
-    return (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - year)
-        .not_valid_after(now + year)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
-        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA384())
-    )
-
-
 ca_key = ec.generate_private_key(ec.SECP384R1())
 ca_name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "test"), x509.NameAttribute(NameOID.COMMON_NAME, "test-fulcio")])
-ca = ca_cert(ca_key, ca_name)
+ca = ca_cert(ca_key, ca_name, now)
 ct_key = ec.generate_private_key(ec.SECP256R1())
 rekor_key = ec.generate_private_key(ec.SECP256R1())
 oidc_key = ec.generate_private_key(ec.SECP256R1())
@@ -82,7 +70,7 @@ log_id = sha256(spki(rekor_key))
 # TLS: a CA of its own, and a server certificate for 127.0.0.1.
 tls_ca_key = ec.generate_private_key(ec.SECP256R1())
 tls_ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test-sigstore-tls")])
-tls_ca = ca_cert(tls_ca_key, tls_ca_name, path_length=0)
+tls_ca = ca_cert(tls_ca_key, tls_ca_name, now, path_length=0)
 tls_key = ec.generate_private_key(ec.SECP256R1())
 
 tls_cert = (
@@ -239,14 +227,37 @@ def log_entry(request):
     }
 
 
+# --- RFC 3161 timestamp authority
+
+tsa = test_tsa(now)
+serials = iter(range(1, 1 << 30))
+
+
+def timestamp(body):
+    """A TimeStampResp granting a token for the request's imprint and nonce."""
+    from asn1crypto import cms, tsp
+
+    request = tsp.TimeStampReq.load(body)
+    imprint = request["message_imprint"]
+    if imprint["hash_algorithm"]["algorithm"].native != "sha256":
+        return 400, tsp.TimeStampResp({"status": {"status": "rejection"}}).dump()
+    signer = test_tsa(now) if FAULT == "bad-tsa" else tsa
+    when = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+    token, _ = rfc3161_token(
+        b"", when, now, tsa=signer, imprint=imprint["hashed_message"].native, nonce=request["nonce"].native, serial=next(serials)
+    )
+    answer = tsp.TimeStampResp({"status": {"status": "granted"}, "time_stamp_token": cms.ContentInfo.load(token)})
+    return 200, answer.dump()
+
+
 class Handler(BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
-    def answer(self, status, obj):
-        data = json.dumps(obj).encode()
+    def answer(self, status, obj, content_type="application/json"):
+        data = obj if isinstance(obj, bytes) else json.dumps(obj).encode()
         self.send_response(status)
-        self.send_header("content-type", "application/json")
+        self.send_header("content-type", content_type)
         self.send_header("content-length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -264,7 +275,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self):
         length = int(self.headers.get("content-length", "0"))
-        request = json.loads(self.rfile.read(length) or b"{}")
+        body = self.rfile.read(length)
+        if self.path == "/api/v1/timestamp":
+            status, reply = timestamp(body)
+            return self.answer(status, reply, "application/timestamp-reply")
+        request = json.loads(body or b"{}")
         if self.path == "/api/v2/signingCert":
             return self.answer(*signing_cert(request))
         if self.path == "/api/v1/log/entries":
@@ -306,7 +321,14 @@ trusted_root = {
             "logId": {"keyId": b64(sha256(spki(ct_key)))},
         }
     ],
-    "timestampAuthorities": [],
+    "timestampAuthorities": [
+        {
+            "subject": {"organization": "test", "commonName": "test-tsa"},
+            "uri": base + "/api/v1/timestamp",
+            "certChain": {"certificates": [{"rawBytes": b64(tsa[1])}, {"rawBytes": b64(tsa[2])}]},
+            "validFor": valid,
+        }
+    ],
 }
 
 
@@ -327,6 +349,10 @@ write("trusted_root.json", json.dumps(trusted_root, indent=2))
 write("signing_config.json", json.dumps(signing_config, indent=2))
 dead = dict(signing_config, rekorTlogUrls=[service("https://127.0.0.1:1")])
 write("signing_config-dead-rekor.json", json.dumps(dead, indent=2))
+with_tsa = dict(signing_config, tsaUrls=[service(base + "/api/v1/timestamp")])
+write("signing_config-tsa.json", json.dumps(with_tsa, indent=2))
+dead_tsa = dict(signing_config, tsaUrls=[service("https://127.0.0.1:1/api/v1/timestamp")])
+write("signing_config-dead-tsa.json", json.dumps(dead_tsa, indent=2))
 write(
     "trust_config.json",
     json.dumps(
