@@ -162,30 +162,47 @@ fn keyless_attest_signs_through_fulcio_and_rekor_and_both_verifiers_accept_it() 
 }
 
 #[test]
-fn keyless_with_a_timestamp_authority_adds_a_verified_rfc3161_timestamp() {
+fn keyless_with_a_timestamp_authority_and_with_rekor_v2_verifies_with_both() {
     let s = PrivateSigstore::start("");
     let m = model();
     let out = tempfile::tempdir().unwrap();
-    let sig = out.path().join("model.sig");
     let token = s.token("token.jwt");
-    let config = s.path("signing_config-tsa.json");
-    let run = s.attest(
-        m.path(),
-        &sig,
-        &["--signing-config", config.to_str().unwrap()],
-        &[("SIGSTORE_ID_TOKEN", token.trim())],
-    );
-    run.expect_code(0);
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&sig).unwrap()).unwrap();
-    let stamps = &json["verificationMaterial"]["timestampVerificationData"]["rfc3161Timestamps"];
-    assert_eq!(stamps.as_array().map(Vec::len), Some(1), "{json}");
-    verify_with_both(&s, m.path(), &sig, "ci@example.com");
-    let log = std::fs::read_to_string(s.path("requests.jsonl")).unwrap();
-    assert!(
-        log.contains(r#""path": "/api/v1/timestamp", "status": 200"#),
-        "{log}"
-    );
+    // Rekor v1 with an RFC 3161 timestamp (what the public-good config
+    // asks for), and Rekor v2 (hashedrekord 0.0.2, timed by the TSA only).
+    for (config, kind, log_path) in [
+        ("signing_config-tsa.json", "dsse", "/api/v1/log/entries"),
+        (
+            "signing_config-rekor-v2.json",
+            "hashedrekord",
+            "/api/v2/log/entries",
+        ),
+    ] {
+        let sig = out.path().join(format!("{kind}.sig"));
+        let config = s.path(config);
+        let run = s.attest(
+            m.path(),
+            &sig,
+            &["--signing-config", config.to_str().unwrap()],
+            &[("SIGSTORE_ID_TOKEN", token.trim())],
+        );
+        run.expect_code(0);
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&sig).unwrap()).unwrap();
+        let material = &json["verificationMaterial"];
+        let stamps = &material["timestampVerificationData"]["rfc3161Timestamps"];
+        assert_eq!(stamps.as_array().map(Vec::len), Some(1), "{json}");
+        assert_eq!(material["tlogEntries"][0]["kindVersion"]["kind"], kind);
+        verify_with_both(&s, m.path(), &sig, "ci@example.com");
+        let log = std::fs::read_to_string(s.path("requests.jsonl")).unwrap();
+        assert!(
+            log.contains(&format!(r#""path": "{log_path}", "status": 201"#)),
+            "{log}"
+        );
+        assert!(
+            log.contains(r#""path": "/api/v1/timestamp", "status": 200"#),
+            "{log}"
+        );
+    }
 }
 
 #[test]
@@ -320,6 +337,17 @@ fn keyless_failures_are_named_and_write_no_bundle() {
         &["--signing-config", config.to_str().unwrap()],
         &[("SIGSTORE_ID_TOKEN", token.trim())],
         "trusted_root.json: Sigstore verification failed: invalid RFC 3161 timestamp: TSA timestamp verification failed",
+    );
+    // Rekor v2 answering with a broken inclusion proof.
+    let broken = PrivateSigstore::start("broken-proof");
+    let config = broken.path("signing_config-rekor-v2.json");
+    let token = broken.token("token.jwt");
+    check(
+        &broken,
+        "rekor v2 broken-proof",
+        &["--signing-config", config.to_str().unwrap()],
+        &[("SIGSTORE_ID_TOKEN", token.trim())],
+        "trusted_root.json: Sigstore verification failed: invalid inclusion proof",
     );
     // The root of another instance: the answer does not verify against it.
     let other = PrivateSigstore::start("");

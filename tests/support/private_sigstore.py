@@ -9,6 +9,9 @@ server (TLS under a test CA, for 127.0.0.1) that answers
   POST /api/v1/log/entries   Rekor v1, kind dsse 0.0.1: appends to an RFC 6962
                              tree and answers with the inclusion proof, a
                              signed checkpoint and the signed entry timestamp
+  POST /api/v2/log/entries   Rekor v2, hashedrekord 0.0.2: the same tree,
+                             answered as a bundle's TransparencyLogEntry
+                             (signing_config-rekor-v2.json, with the TSA)
   POST /api/v1/timestamp     an RFC 3161 TSA: a token for the request's
                              imprint and nonce, by the test TSA (used when
                              signing with signing_config-tsa.json)
@@ -193,16 +196,8 @@ def log_entry(request):
             },
         }
     )
-    with lock:
-        leaves.append(sha256(b"\x00" + body))
-        index, size, hs = len(leaves) - 1, len(leaves), list(leaves)
-    root = mth(hs)
-    path = proof(index, hs)
-    if FAULT == "broken-proof" and path:
-        path[0] = bytes([path[0][0] ^ 1]) + path[0][1:]
+    index, size, root, path, checkpoint = append(body)
     integrated = int(time.time())
-    note = f"rekor.test - 4242\n{size}\n{b64(root)}\n"
-    checkpoint = note + "\n" + f"\u2014 rekor.test {b64(log_id[:4] + rekor_key.sign(note.encode(), ecdsa))}\n"
     promise = rekor_key.sign(
         canonical({"body": b64(body), "integratedTime": integrated, "logID": log_id.hex(), "logIndex": index}), ecdsa
     )
@@ -224,6 +219,55 @@ def log_entry(request):
                 "signedEntryTimestamp": b64(promise),
             },
         }
+    }
+
+
+def append(body):
+    """Appends an entry body to the log: its index, the tree size, the
+    root, the inclusion proof and the signed checkpoint."""
+    with lock:
+        leaves.append(sha256(b"\x00" + body))
+        index, size, hs = len(leaves) - 1, len(leaves), list(leaves)
+    root = mth(hs)
+    path = proof(index, hs)
+    if FAULT == "broken-proof" and path:
+        path[0] = bytes([path[0][0] ^ 1]) + path[0][1:]
+    note = f"rekor.test - 4242\n{size}\n{b64(root)}\n"
+    checkpoint = note + "\n" + f"\u2014 rekor.test {b64(log_id[:4] + rekor_key.sign(note.encode(), ecdsa))}\n"
+    return index, size, root, path, checkpoint
+
+
+def log_entry_v2(request):
+    """Rekor v2: a hashedrekord 0.0.2 entry, answered as the bundle's
+    TransparencyLogEntry (no integrated time, no SET: the TSA times it)."""
+    if FAULT == "rekor-500":
+        return 500, {"code": 500, "message": "the test Rekor is broken"}
+    req = request["hashedRekordRequestV002"]
+    body = canonical(
+        {
+            "apiVersion": "0.0.2",
+            "kind": "hashedrekord",
+            "spec": {
+                "hashedRekordV002": {
+                    "data": {"algorithm": "SHA2_256", "digest": req["digest"]},
+                    "signature": {"content": req["signature"]["content"], "verifier": req["signature"]["verifier"]},
+                }
+            },
+        }
+    )
+    index, size, root, path, checkpoint = append(body)
+    return 201, {
+        "logIndex": str(index),
+        "logId": {"keyId": b64(log_id)},
+        "kindVersion": {"kind": "hashedrekord", "version": "0.0.2"},
+        "inclusionProof": {
+            "logIndex": str(index),
+            "rootHash": b64(root),
+            "treeSize": str(size),
+            "hashes": [b64(h) for h in path],
+            "checkpoint": {"envelope": checkpoint},
+        },
+        "canonicalizedBody": b64(body),
     }
 
 
@@ -284,6 +328,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.answer(*signing_cert(request))
         if self.path == "/api/v1/log/entries":
             return self.answer(*log_entry(request))
+        if self.path == "/api/v2/log/entries":
+            return self.answer(*log_entry_v2(request))
         self.answer(404, {"message": "no such path"})
 
 
@@ -353,6 +399,8 @@ with_tsa = dict(signing_config, tsaUrls=[service(base + "/api/v1/timestamp")])
 write("signing_config-tsa.json", json.dumps(with_tsa, indent=2))
 dead_tsa = dict(signing_config, tsaUrls=[service("https://127.0.0.1:1/api/v1/timestamp")])
 write("signing_config-dead-tsa.json", json.dumps(dead_tsa, indent=2))
+v2 = dict(with_tsa, rekorTlogUrls=[dict(service(base), majorApiVersion=2)])
+write("signing_config-rekor-v2.json", json.dumps(v2, indent=2))
 write(
     "trust_config.json",
     json.dumps(
