@@ -15,7 +15,7 @@
 //! |---|---|
 //! | front ends | [`cli`], [`admission`] |
 //! | one verification run, and keeping it | [`gate`], [`watch`] |
-//! | verification, registries, records | [`verify`], [`oci`], [`measure`] |
+//! | verification, registries, records | [`verify`], [`oci`], [`measure`], [`keyless`] |
 //! | the format, trust, policy | [`oms`], [`trust`], [`policy`] |
 //! | the model on disk, the node | [`model`], [`node`] |
 //! | support | [`io`], [`logging`] |
@@ -26,6 +26,7 @@ pub mod admission;
 pub mod cli;
 pub mod gate;
 pub mod io;
+pub mod keyless;
 pub mod logging;
 pub mod measure;
 pub mod model;

@@ -211,11 +211,15 @@ pub struct HashArgs {
 #[derive(Debug, Args)]
 pub struct SignerArgs {
     /// EC private key (P-256/384/521, SEC1 or PKCS#8 PEM).
-    #[arg(long)]
-    pub key: PathBuf,
+    #[arg(
+        long,
+        required_unless_present = "sigstore",
+        conflicts_with = "sigstore"
+    )]
+    pub key: Option<PathBuf>,
     /// Sign with the certificate method: the signing certificate (PEM) for
     /// the key, written into the bundle.
-    #[arg(long, value_name = "LEAF.pem")]
+    #[arg(long, value_name = "LEAF.pem", requires = "key")]
     pub certificate: Option<PathBuf>,
     /// Certificates that complete the chain (intermediates, root), written
     /// after the signing certificate; repeatable.
@@ -225,6 +229,60 @@ pub struct SignerArgs {
         requires = "certificate"
     )]
     pub certificate_chain: Vec<PathBuf>,
+    /// Keyless signing.
+    #[command(flatten)]
+    pub sigstore: SigstoreArgs,
+}
+
+/// Sign keylessly through Sigstore (docs/commands.md: flag names after
+/// cosign and model_signing).
+#[derive(Debug, Args)]
+pub struct SigstoreArgs {
+    /// Sign keylessly: an ephemeral key, a Fulcio certificate for the OIDC
+    /// identity, a Rekor entry (the public-good instance unless
+    /// --signing-config). The token: --identity-token, --identity-token-file,
+    /// SIGSTORE_ID_TOKEN, or GitHub Actions' ambient credentials.
+    #[arg(long)]
+    pub sigstore: bool,
+    /// The OIDC identity token, or a file holding it (as cosign takes it).
+    /// A value on the command line is visible to other processes: prefer a
+    /// file or SIGSTORE_ID_TOKEN.
+    #[arg(
+        long,
+        value_name = "TOKEN|FILE",
+        requires = "sigstore",
+        conflicts_with = "identity_token_file"
+    )]
+    pub identity_token: Option<SecretArg>,
+    /// A file holding the OIDC identity token, read when signing (a
+    /// Kubernetes projected service-account token).
+    #[arg(long, value_name = "FILE", requires = "sigstore")]
+    pub identity_token_file: Option<PathBuf>,
+    /// A Sigstore SigningConfig v0.2 naming the Fulcio, Rekor and timestamp
+    /// authority to use (a private instance); default: the public-good one.
+    #[arg(long, value_name = "FILE", requires = "sigstore")]
+    pub signing_config: Option<PathBuf>,
+    /// The trusted root the new signature is checked against before it is
+    /// written (the private instance's); default: the public-good one.
+    #[arg(long, value_name = "trusted_root.json", requires = "sigstore")]
+    pub trusted_root: Option<PathBuf>,
+}
+
+/// A secret given as a flag: never shown by `Debug`.
+#[derive(Clone)]
+pub struct SecretArg(pub sigstore_oidc::SecretString);
+
+impl std::str::FromStr for SecretArg {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(sigstore_oidc::SecretString::new(s)))
+    }
+}
+
+impl std::fmt::Debug for SecretArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 /// `modelgate attest`.

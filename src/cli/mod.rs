@@ -156,12 +156,80 @@ fn hashing(args: &HashArgs) -> Result<gate::sign::Hashing, Error> {
     })
 }
 
-/// The signer flags as the gate takes them.
-fn signer(args: &SignerArgs) -> gate::sign::SignerFiles {
-    gate::sign::SignerFiles {
-        key: args.key.clone(),
-        certificate: args.certificate.clone(),
-        certificate_chain: args.certificate_chain.clone(),
+/// The signer flags as the gate takes them; for `--sigstore`, the token
+/// source found (flags first, then the environment CI systems set).
+fn signer(args: &SignerArgs, registry: &RegistryArgs) -> Result<gate::sign::Signing, Error> {
+    if !args.sigstore.sigstore {
+        let key = args
+            .key
+            .clone()
+            .ok_or_else(|| Error::Usage("--key or --sigstore is required".into()))?;
+        return Ok(gate::sign::Signing::Files(gate::sign::SignerFiles {
+            key,
+            certificate: args.certificate.clone(),
+            certificate_chain: args.certificate_chain.clone(),
+        }));
+    }
+    let s = &args.sigstore;
+    Ok(gate::sign::Signing::Sigstore(gate::sign::Sigstore {
+        token: token_source(s),
+        signing_config: s.signing_config.clone(),
+        trusted_root: s.trusted_root.clone(),
+        ca_files: registry.ca_file.clone(),
+        timeout: std::time::Duration::from_secs(registry.timeout),
+        connect_timeout: std::time::Duration::from_secs(registry.read_timeout),
+    }))
+}
+
+/// Where the identity token comes from, in this order: `--identity-token`
+/// (a value, or a file when it names one, as cosign reads it),
+/// `--identity-token-file`, `SIGSTORE_ID_TOKEN` (GitLab's `id_tokens`, and
+/// others), GitHub Actions' `ACTIONS_ID_TOKEN_REQUEST_URL` and
+/// `ACTIONS_ID_TOKEN_REQUEST_TOKEN`. A flag wins over the environment: it
+/// is what this run was told.
+fn token_source(args: &SigstoreArgs) -> Option<crate::keyless::TokenSource> {
+    use crate::keyless::TokenSource;
+    let secret = |v: String| sigstore_oidc::SecretString::new(v);
+    if let Some(given) = &args.identity_token {
+        let path = Path::new(given.0.expose_secret());
+        return Some(if path.is_file() {
+            TokenSource::File {
+                origin: "--identity-token",
+                path: path.to_path_buf(),
+            }
+        } else {
+            TokenSource::Value {
+                origin: "--identity-token",
+                token: given.0.clone(),
+            }
+        });
+    }
+    if let Some(path) = &args.identity_token_file {
+        return Some(TokenSource::File {
+            origin: "--identity-token-file",
+            path: path.clone(),
+        });
+    }
+    if let Some(token) = std::env::var("SIGSTORE_ID_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty())
+    {
+        return Some(TokenSource::Value {
+            origin: "SIGSTORE_ID_TOKEN",
+            token: secret(token),
+        });
+    }
+    match (
+        std::env::var("ACTIONS_ID_TOKEN_REQUEST_URL"),
+        std::env::var("ACTIONS_ID_TOKEN_REQUEST_TOKEN"),
+    ) {
+        (Ok(request_url), Ok(request_token)) if !request_url.is_empty() => {
+            Some(TokenSource::GitHubActions {
+                request_url,
+                request_token: secret(request_token),
+            })
+        }
+        _ => None,
     }
 }
 
@@ -185,7 +253,7 @@ fn attest_cmd(
     runtime.block_on(gate::sign::attest(
         &model,
         &hashing,
-        &signer(&args.signer),
+        &signer(&args.signer, &args.registry)?,
         &args.signature,
     ))
 }
@@ -211,7 +279,7 @@ fn push_cmd(
     let pushed = runtime.block_on(gate::sign::push(
         &model,
         &args.reference,
-        &signer(&args.signer),
+        &signer(&args.signer, &args.registry)?,
         args.signature.as_deref(),
     ))?;
     println!("{}", pushed.digest);

@@ -61,6 +61,20 @@ pub enum Error {
     /// A model could not be hashed or signed.
     #[error(transparent)]
     Sign(#[from] SignError),
+    /// A keyless signature could not be made.
+    #[error(transparent)]
+    Keyless(#[from] crate::keyless::KeylessError),
+    /// The keyless bundle the Sigstore services returned does not verify,
+    /// so it was not written.
+    #[error(
+        "the bundle made through Sigstore does not verify against {root}: {reason}; nothing was written (is the trusted root the one of the instance the signing config names?)"
+    )]
+    KeylessUnverified {
+        /// The trusted root checked against.
+        root: String,
+        /// Why it does not verify.
+        reason: String,
+    },
 }
 
 impl Error {

@@ -13,6 +13,7 @@
 pub mod admit;
 mod cancel;
 mod error;
+mod keyless;
 mod record;
 mod settings;
 pub mod sign;

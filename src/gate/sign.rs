@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use tracing::info;
 
 use super::Error;
+pub use super::keyless::Sigstore;
 use super::settings::{load_certificates, read_pem};
 use crate::io::write_atomic;
 use crate::model::{Digest, HashAlgorithm, Method, paths};
@@ -53,6 +54,15 @@ pub struct SignerFiles {
     pub certificate_chain: Vec<PathBuf>,
 }
 
+/// Who signs: key files (the key and certificate methods), or Sigstore
+/// keyless.
+pub enum Signing {
+    /// A key, and for the certificate method its chain.
+    Files(SignerFiles),
+    /// An ephemeral key certified by Fulcio, logged in Rekor.
+    Sigstore(Sigstore),
+}
+
 /// Where a model is and how to reach it, with hashing threads and progress.
 pub struct Model<'a> {
     /// A folder, a single file, or `oci://...`.
@@ -67,9 +77,12 @@ pub struct Model<'a> {
     pub progress: &'a (dyn Fn(u64) + Sync),
 }
 
+/// A loaded key, with its chain for the certificate method.
+type Loaded = (PrivateKey, Option<Vec<Certificate>>);
+
 /// The private key, and for the certificate method the signing certificate
 /// followed by the rest of the chain.
-fn load_signer(files: &SignerFiles) -> Result<(PrivateKey, Option<Vec<Certificate>>), Error> {
+fn load_signer(files: &SignerFiles) -> Result<Loaded, Error> {
     let pem = read_pem("private key", &files.key)?;
     let key = PrivateKey::from_pem(&pem).map_err(|source| Error::Key {
         path: files.key.clone(),
@@ -89,6 +102,35 @@ fn load_signer(files: &SignerFiles) -> Result<(PrivateKey, Option<Vec<Certificat
         }
     };
     Ok((key, chain))
+}
+
+/// Signs `manifest` as `signing` says: the bundle's JSON text, and who
+/// signed, for the log line. A key file that cannot be used is refused by
+/// the caller before the model is hashed ([`load_signer`]).
+async fn make_bundle(
+    manifest: &Manifest,
+    signing: &Signing,
+    loaded: Option<&Loaded>,
+) -> Result<(Vec<u8>, String), Error> {
+    match (signing, loaded) {
+        (Signing::Files(_), Some((key, chain))) => Ok((
+            sign::sign(manifest, key, chain.as_deref())?,
+            format!("key {}", key.public_key().fingerprint()),
+        )),
+        (Signing::Sigstore(sigstore), _) => {
+            let made = sigstore.sign(&manifest.to_statement()).await?;
+            Ok((made.bundle, made.signer))
+        }
+        (Signing::Files(_), None) => Err(Error::Usage("no signing key loaded".into())),
+    }
+}
+
+/// The key files, loaded before any hashing; `None` for keyless.
+fn load_files(signing: &Signing) -> Result<Option<Loaded>, Error> {
+    match signing {
+        Signing::Files(files) => load_signer(files).map(Some),
+        Signing::Sigstore(_) => Ok(None),
+    }
 }
 
 /// The model's manifest: hashed on disk, or for an `oci://` model built
@@ -115,12 +157,12 @@ async fn manifest_of(
 pub async fn attest(
     model: &Model<'_>,
     hashing: &Hashing,
-    signer: &SignerFiles,
+    signing: &Signing,
     signature: &Path,
 ) -> Result<(), Error> {
-    let (key, chain) = load_signer(signer)?;
+    let loaded = load_files(signing)?;
     let manifest = manifest_of(model, hashing, Some(signature)).await?;
-    let bundle = sign::sign(&manifest, &key, chain.as_deref())?;
+    let (bundle, signer) = make_bundle(&manifest, signing, loaded.as_ref()).await?;
     write_atomic(signature, &bundle, 0o644).map_err(|source| Error::Write {
         path: signature.to_path_buf(),
         source,
@@ -130,7 +172,7 @@ pub async fn attest(
         signature = %signature.display(),
         root_digest = %Digest(manifest.root_digest),
         resources = manifest.resources.len(),
-        key_fingerprint = %key.public_key().fingerprint(),
+        signer = %signer,
         "signed"
     );
     Ok(())
@@ -183,7 +225,7 @@ pub struct Pushed {
 pub async fn push(
     model: &Model<'_>,
     reference: &str,
-    signer: &SignerFiles,
+    signing: &Signing,
     signature: Option<&Path>,
 ) -> Result<Pushed, Error> {
     let reference = ModelRef::parse(reference).map_err(|e| Error::Usage(e.to_string()))?;
@@ -192,7 +234,7 @@ pub async fn push(
             "push writes a ModelPack artifact, not a container image: drop --subpath".into(),
         ));
     }
-    let (key, chain) = load_signer(signer)?;
+    let loaded = load_files(signing)?;
     let folder = Path::new(model.given);
     let mut opts = hash_options(
         folder,
@@ -214,7 +256,7 @@ pub async fn push(
             "push takes a model folder, not a single file".into(),
         ));
     }
-    let bundle = sign::sign(&manifest, &key, chain.as_deref())?;
+    let (bundle, signer) = make_bundle(&manifest, signing, loaded.as_ref()).await?;
     if let Some(sig) = signature {
         write_atomic(sig, &bundle, 0o644).map_err(|source| Error::Write {
             path: sig.to_path_buf(),
@@ -232,6 +274,7 @@ pub async fn push(
         blobs_skipped = pushed.skipped,
         referrers_api = pushed.referrers_api,
         root_digest = %Digest(manifest.root_digest),
+        signer = %signer,
         "pushed"
     );
     Ok(Pushed {

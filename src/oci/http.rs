@@ -564,7 +564,7 @@ pub fn redact(text: &str, secrets: &[String]) -> String {
 
 /// At most `max` bytes of `text`, cut on a character boundary, marked when
 /// cut.
-fn cut(text: &str, max: usize) -> String {
+pub fn cut(text: &str, max: usize) -> String {
     if text.len() <= max {
         return text.to_string();
     }
@@ -577,7 +577,7 @@ fn cut(text: &str, max: usize) -> String {
 
 /// Reads `response`'s body into memory, stopping after `limit` bytes: one
 /// more is an error, whatever `Content-Length` says.
-async fn read_bounded(
+pub async fn read_bounded(
     mut response: Response,
     limit: usize,
     what: &str,

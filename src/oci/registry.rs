@@ -262,6 +262,12 @@ pub fn bearer_realm(challenge: &str) -> Option<String> {
     super::http::realm_of(challenge)
 }
 
+/// [`trusted_roots`] in reqwest's form: what HTTPS to a registry, or to a
+/// Sigstore service (`attest --sigstore`), is checked against.
+pub fn https_roots(ca_files: &[PathBuf]) -> Result<Vec<reqwest::Certificate>, OciError> {
+    reqwest_roots(&trusted_roots(ca_files)?)
+}
+
 /// The roots in reqwest's form.
 fn reqwest_roots(roots: &[Certificate]) -> Result<Vec<reqwest::Certificate>, OciError> {
     let mut certs = Vec::with_capacity(roots.len());

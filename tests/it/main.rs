@@ -25,6 +25,7 @@ mod hostile;
 mod image;
 mod init;
 mod interop;
+mod keyless;
 mod layout;
 mod legacy;
 mod manifest_checks;

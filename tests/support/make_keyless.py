@@ -42,6 +42,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from sigstore_pki import b64, ca_cert, canonical, fulcio_leaf, rfc3161_token, rfc3339, sha256, spki
 
 p = argparse.ArgumentParser()
 p.add_argument("--payload-from", required=True)
@@ -58,35 +59,8 @@ PAYLOAD_TYPE = "application/vnd.in-toto+json"
 ecdsa = ec.ECDSA(hashes.SHA256())
 
 
-def b64(data):
-    return base64.b64encode(data).decode()
-
-
-def sha256(data):
-    return hashlib.sha256(data).digest()
-
-
-def spki(key):
-    return key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-
-
-def der_length(n):
-    if n < 0x80:
-        return bytes([n])
-    body = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes([0x80 | len(body)]) + body
-
-
 def pae(payload):
     return b"DSSEv1 %d %s %d " % (len(PAYLOAD_TYPE), PAYLOAD_TYPE.encode(), len(payload)) + payload
-
-
-def canonical(obj):
-    return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
-
-
-def rfc3339(t):
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
@@ -106,18 +80,7 @@ logged_pem = logged_verifier_key.public_key().public_bytes(
 )
 
 ca_name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "test"), x509.NameAttribute(NameOID.COMMON_NAME, "test-fulcio")])
-ca = (
-    x509.CertificateBuilder()
-    .subject_name(ca_name)
-    .issuer_name(ca_name)
-    .public_key(ca_key.public_key())
-    .serial_number(x509.random_serial_number())
-    .not_valid_before(now - year)
-    .not_valid_after(now + year)
-    .add_extension(x509.BasicConstraints(ca=True, path_length=1), critical=True)
-    .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
-    .sign(ca_key, hashes.SHA384())
-)
+ca = ca_cert(ca_key, ca_name, now)
 
 # The leaf as Fulcio issues it: no subject, the identity in a critical SAN,
 # the OIDC issuer in Fulcio's extensions (v1 raw, v2 DER UTF8String).
@@ -125,47 +88,9 @@ if a.mutate == "expired":
     start, end = logged - datetime.timedelta(minutes=20), logged - datetime.timedelta(minutes=10)
 else:
     start, end = logged - datetime.timedelta(minutes=1), logged + datetime.timedelta(minutes=9)
-san = x509.RFC822Name(a.identity) if "@" in a.identity else x509.UniformResourceIdentifier(a.identity)
-issuer_utf8 = a.issuer.encode()
-serial = x509.random_serial_number()
-
-
-def leaf_builder():
-    return (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([]))
-        .issuer_name(ca_name)
-        .public_key(leaf_key.public_key())
-        .serial_number(serial)
-        .not_valid_before(start)
-        .not_valid_after(end)
-        .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False)
-        .add_extension(x509.SubjectAlternativeName([san]), critical=True)
-        .add_extension(x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.1"), issuer_utf8), critical=False)
-        .add_extension(
-            x509.UnrecognizedExtension(
-                x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.8"), b"\x0c" + der_length(len(issuer_utf8)) + issuer_utf8
-            ),
-            critical=False,
-        )
-    )
-
-
-# The SCT signs the precertificate: the leaf's TBS without the SCT extension.
-precert_tbs = leaf_builder().sign(ca_key, hashes.SHA384()).tbs_certificate_bytes
 ct_log_id = sha256(spki(ct_key))
-sct_time = int(start.timestamp() * 1000).to_bytes(8, "big")
-signed = b"\x00\x00" + sct_time + b"\x00\x01" + sha256(spki(ca_key)) + len(precert_tbs).to_bytes(3, "big") + precert_tbs + b"\x00\x00"
 sct_signer = ec.generate_private_key(ec.SECP256R1()) if a.mutate == "bad-sct" else ct_key
-sct_sig = sct_signer.sign(signed, ecdsa)
-sct = b"\x00" + ct_log_id + sct_time + b"\x00\x00" + b"\x04\x03" + len(sct_sig).to_bytes(2, "big") + sct_sig
-sct_list = len(sct).to_bytes(2, "big") + sct
-sct_list = len(sct_list).to_bytes(2, "big") + sct_list
-leaf = leaf_builder().add_extension(
-    x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.11129.2.4.2"), b"\x04" + der_length(len(sct_list)) + sct_list),
-    critical=False,
-).sign(ca_key, hashes.SHA384())
+leaf = fulcio_leaf(ca_key, ca_name, leaf_key.public_key(), a.identity, a.issuer, start, end, ct_key, sct_signer)
 leaf_pem = leaf.public_bytes(serialization.Encoding.PEM)
 
 payload = base64.b64decode(json.load(open(a.payload_from))["dsseEnvelope"]["payload"])
@@ -231,83 +156,6 @@ checkpoint = note + "\n" + f"\u2014 rekor.test {b64(log_id[:4] + checkpoint_key.
 
 
 
-def rfc3161_token(signed_bytes, when):
-    """An RFC 3161 TimeStampToken (CMS SignedData over a TSTInfo) whose
-    message imprint is SHA-256 of `signed_bytes`, by a TSA certificate that
-    a test root issued; returns the token and the chain, leaf first."""
-    from asn1crypto import cms, tsp
-    from asn1crypto import x509 as ax509
-
-    tsa_root_key = ec.generate_private_key(ec.SECP384R1())
-    tsa_key = ec.generate_private_key(ec.SECP256R1())
-    root_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test-tsa-root")])
-    tsa_root = (
-        x509.CertificateBuilder()
-        .subject_name(root_name)
-        .issuer_name(root_name)
-        .public_key(tsa_root_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - year)
-        .not_valid_after(now + year)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
-        .sign(tsa_root_key, hashes.SHA384())
-    )
-    tsa_cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test-tsa")]))
-        .issuer_name(root_name)
-        .public_key(tsa_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - year)
-        .not_valid_after(now + year)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=True)
-        .sign(tsa_root_key, hashes.SHA384())
-    )
-    tsa_der = tsa_cert.public_bytes(serialization.Encoding.DER)
-    tst_info = tsp.TSTInfo(
-        {
-            "version": "v1",
-            "policy": "1.3.6.1.4.1.57264.2",
-            "message_imprint": {"hash_algorithm": {"algorithm": "sha256"}, "hashed_message": sha256(signed_bytes)},
-            "serial_number": 1,
-            "gen_time": when,
-        }
-    )
-    tst_der = tst_info.dump()
-    attrs = cms.CMSAttributes(
-        [
-            {"type": "content_type", "values": ["tst_info"]},
-            {"type": "message_digest", "values": [sha256(tst_der)]},
-            {"type": "signing_certificate_v2", "values": [{"certs": [{"cert_hash": sha256(tsa_der)}]}]},
-        ]
-    )
-    cert = ax509.Certificate.load(tsa_der)
-    signer = cms.SignerInfo(
-        {
-            "version": "v1",
-            "sid": cms.SignerIdentifier(
-                {"issuer_and_serial_number": {"issuer": cert.issuer, "serial_number": cert.serial_number}}
-            ),
-            "digest_algorithm": {"algorithm": "sha256"},
-            "signed_attrs": attrs,
-            "signature_algorithm": {"algorithm": "sha256_ecdsa"},
-            "signature": tsa_key.sign(attrs.dump(), ecdsa),
-        }
-    )
-    signed_data = cms.SignedData(
-        {
-            "version": "v3",
-            "digest_algorithms": [{"algorithm": "sha256"}],
-            "encap_content_info": {"content_type": "tst_info", "content": tst_info},
-            "certificates": [cert],
-            "signer_infos": [signer],
-        }
-    )
-    token = cms.ContentInfo({"content_type": "signed_data", "content": signed_data}).dump()
-    return token, [tsa_der, tsa_root.public_bytes(serialization.Encoding.DER)]
 
 
 bundle = {
@@ -339,7 +187,7 @@ if a.rekor == "v2":
     entry = bundle["verificationMaterial"]["tlogEntries"][0]
     entry["kindVersion"] = {"kind": "hashedrekord", "version": "0.0.2"}
     del entry["integratedTime"], entry["inclusionPromise"]
-    token, tsa_chain = rfc3161_token(signature, logged)
+    token, tsa_chain = rfc3161_token(signature, logged, now)
     bundle["verificationMaterial"]["timestampVerificationData"] = {"rfc3161Timestamps": [{"signedTimestamp": b64(token)}]}
     tsa_authorities = [
         {
