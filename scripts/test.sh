@@ -13,7 +13,7 @@
 #      but in the build the tests run, so the dependencies are compiled once
 #      and not once more in check mode (that saved about 4 minutes of CI);
 #   3. the static musl release binary (scripts/build-static.sh, for
-#      tests/it/image.rs) builds in the background from step 2 on, while
+#      tests/it/image.rs) builds in the background while
 #   4. every fuzz target runs $MODELGATE_FUZZ_SECONDS (default 45) from its
 #      seeds, two at a time (scripts/fuzz.sh; fuzz runs are bounded in time,
 #      so sharing the cores costs executions, not minutes);
@@ -57,17 +57,6 @@ section() { echo "== $1 ($(date -u +%H:%M:%S), ${SECONDS}s in)"; }
 section "rustfmt"
 cargo fmt --all --check
 
-# The static release binary builds from here on, beside everything below
-# until the tests (it has its own target folder, so neither waits for the
-# other's lock): the linted build has single-threaded stretches (the big
-# crates, linking) that leave a core to it.
-section "static binary (background, until the tests)"
-static_log=$(mktemp)
-./scripts/build-static.sh >"$static_log" 2>&1 &
-static_pid=$!
-# Nothing outlives the script: a failed step below ends the build too.
-trap 'kill "$static_pid" 2>/dev/null || true' EXIT
-
 section "build every target with clippy's lints as errors"
 # What `cargo clippy` does (clippy-driver as the workspace wrapper, lint
 # flags through CLIPPY_ARGS), in build mode. Exported: every later cargo
@@ -77,7 +66,16 @@ export RUSTC_WORKSPACE_WRAPPER
 export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
 cargo test --locked --no-run
 
-section "fuzzing (the static binary still building beside it)"
+# The static binary builds beside the fuzzing, not beside the linted build:
+# fuzz runs are bounded in time, so sharing the cores with them costs
+# executions, not minutes (measured: started beside the linted build, both
+# took twice as long, and the fuzzing could no longer hide the static build).
+section "static binary (background) and fuzzing"
+static_log=$(mktemp)
+./scripts/build-static.sh >"$static_log" 2>&1 &
+static_pid=$!
+# Nothing outlives the script: a failed step below ends the build too.
+trap 'kill "$static_pid" 2>/dev/null || true' EXIT
 fuzz_status=0
 MODELGATE_FUZZ_SECONDS=${MODELGATE_FUZZ_SECONDS:-45} MODELGATE_FUZZ_JOBS=${MODELGATE_FUZZ_JOBS:-2} \
   ./scripts/fuzz.sh || fuzz_status=$?
