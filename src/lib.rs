@@ -18,7 +18,7 @@
 //! | verification, registries, records | [`verify`], [`oci`], [`measure`], [`keyless`] |
 //! | the format, trust, policy | [`oms`], [`trust`], [`policy`] |
 //! | the model on disk, the node | [`model`], [`node`] |
-//! | support | [`io`], [`logging`] |
+//! | support | [`io`], [`logging`], [`serve`] |
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -34,6 +34,7 @@ pub mod node;
 pub mod oci;
 pub mod oms;
 pub mod policy;
+pub mod serve;
 pub mod trust;
 pub mod verify;
 pub mod watch;

@@ -13,7 +13,6 @@ use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
@@ -90,24 +89,11 @@ pub async fn serve(listen: Listen, admitter: Admitter) -> Result<(), ServeError>
     tokio::spawn(tls::watch(resolver, listen.cert, listen.key, CERT_POLL));
     tokio::spawn(admitter.policy.clone().watch(CERT_POLL));
     let admitter = Arc::new(admitter);
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     info!(listen = %listen.addr, gate_image = %admitter.gate_image, "webhook serving");
-    loop {
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return Ok(());
-        };
-        let (tcp, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                warn!("accept: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+    crate::serve::accept(&listener, MAX_CONNECTIONS, |tcp, peer| {
         let acceptor = acceptor.clone();
         let admitter = admitter.clone();
-        tokio::spawn(async move {
-            let _slot = slot;
+        async move {
             let tls = match tokio::time::timeout(READ_DEADLINE, acceptor.accept(tcp)).await {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(e)) => return debug!(%peer, "TLS handshake failed: {e}"),
@@ -126,8 +112,10 @@ pub async fn serve(listen: Listen, admitter: Admitter) -> Result<(), ServeError>
             if let Err(e) = served {
                 debug!(%peer, "connection ended: {e}");
             }
-        });
-    }
+        }
+    })
+    .await;
+    Ok(())
 }
 
 async fn route(admitter: &Admitter, request: Request<Incoming>) -> Response<Body> {

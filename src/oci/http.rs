@@ -331,20 +331,18 @@ impl Http {
         // sends more is not answering the request.
         self.read(opened, MAX_ERROR_BODY, "its answer to opening an upload")
             .await?;
-        let mut target = reqwest::Url::parse(&self.base)
-            .and_then(|base| base.join(&location))
-            .map_err(|_| {
-                HttpError::Transport(format!(
-                    "the registry's upload location for blob {digest} is not a URL"
-                ))
-            })?;
+        let not_a_url = || {
+            HttpError::Transport(format!(
+                "the registry's upload location for blob {digest} is not a URL"
+            ))
+        };
+        let base = reqwest::Url::parse(&self.base).map_err(|_| not_a_url())?;
+        let mut target = base.join(&location).map_err(|_| not_a_url())?;
         self.check_target(&target)?;
         target.query_pairs_mut().append_pair("digest", digest);
         // A credential goes only to the registry itself, never to another
         // host the upload was sent to (as reqwest drops it on redirects).
-        let same_origin = reqwest::Url::parse(&self.base)
-            .map(|base| base.origin() == target.origin())
-            .unwrap_or(false);
+        let same_origin = base.origin() == target.origin();
         let response = self
             .send(|authorization| {
                 let mut request = self

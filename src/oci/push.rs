@@ -374,3 +374,42 @@ impl Registry {
         self.push_manifest(&tag, &body, IMAGE_INDEX).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt as _;
+
+    #[tokio::test]
+    async fn a_file_sent_whole_stops_at_its_signed_size_and_one_that_shrank_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("weights.bin");
+        let bytes: Vec<u8> = (0..3 * UPLOAD_CHUNK + 17).map(|i| i as u8).collect();
+        std::fs::write(&path, &bytes).unwrap();
+        // Exactly the signed size, in chunks; bytes past it are not sent.
+        let sent = file_body(&path, bytes.len() as u64 - 5)
+            .unwrap()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes();
+        assert_eq!(sent, &bytes[..bytes.len() - 5]);
+        // Shorter than it was signed with: the body fails, naming the file.
+        let err = file_body(&path, bytes.len() as u64 + 10)
+            .unwrap()
+            .collect()
+            .await
+            .unwrap_err();
+        let chain = format!("{err:?}");
+        assert!(
+            chain.contains(
+                "ended 10 bytes before the size it was signed with; it changed after signing"
+            ),
+            "{chain}"
+        );
+        // A link in its place is not followed.
+        let link = dir.path().join("link.bin");
+        std::os::unix::fs::symlink(&path, &link).unwrap();
+        assert!(file_body(&link, 1).is_err());
+    }
+}

@@ -15,8 +15,7 @@ use hyper::header::CONTENT_TYPE;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use super::health::{Answer, Health};
 
@@ -34,22 +33,9 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
 
 /// Serves the probes until the process ends.
 pub async fn serve(listener: TcpListener, health: Arc<Health>) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    loop {
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
-        };
-        let (tcp, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                warn!("accept: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+    crate::serve::accept(&listener, MAX_CONNECTIONS, |tcp, peer| {
         let health = health.clone();
-        tokio::spawn(async move {
-            let _slot = slot;
+        async move {
             let service = hyper::service::service_fn(move |request| {
                 let health = health.clone();
                 async move { Ok::<_, std::convert::Infallible>(route(&health, &request)) }
@@ -63,8 +49,9 @@ pub async fn serve(listener: TcpListener, health: Arc<Health>) {
             if let Err(e) = served {
                 debug!(%peer, "connection ended: {e}");
             }
-        });
-    }
+        }
+    })
+    .await;
 }
 
 fn route(health: &Health, request: &Request<Incoming>) -> Response<Full<Bytes>> {
